@@ -1,0 +1,10 @@
+"""rtrl-cells: recurrent cells with exact real-time recurrent learning in JAX."""
+
+from ._cell import METHODS as METHODS
+from ._cell import AbstractCell as AbstractCell
+from ._cell import AbstractElementwiseCell as AbstractElementwiseCell
+from ._cell import RTRLCarry as RTRLCarry
+from ._cell import trace_size as trace_size
+from ._elstm import ELSTM as ELSTM
+
+__version__ = "0.1.0"

@@ -1,0 +1,459 @@
+"""The RTRL engine: one set of rules for every cell, derived by autodiff.
+
+A recurrent *system* (one cell, or a stack of cells) has a state made of groups
+``s[g]`` of shape ``(N_g, k_g)``: ``N_g`` units of ``k_g`` components each, where a
+unit's next state depends only on its own previous state (block-diagonal
+recurrence). A dense cell is the degenerate case of one unit holding the whole
+state (``N = 1``). Every parameter leaf ``P`` has an owner group and a role:
+
+- ``"rec"``: it drives its owner's recurrence, one slice ``P[i]`` per unit ``i``
+  (leading axis ``N``), or the whole leaf when ``N = 1``.
+- ``"out"``: it only shapes its owner's output (for a stack: the next layer's input).
+
+Sensitivities (``traces``) ``E[g][P] = d s[g] / d P`` are kept in one of two forms:
+
+- ``"diag"`` (a group and its own ``rec`` parameters), component-major
+  ``(k_g, *P.shape)``: ``E[a][i, ...] = d s[i, a] / d P[i, ...]``. Nothing else is
+  nonzero, so the memory is ``k_g * |P|``: O(parameters), no ``N x N x D`` tensor.
+- ``"dense"`` (a group and the parameters of groups below it, in a stack):
+  ``(N_g, k_g, *P.shape)``: the cross-layer blocks of exact multi-layer RTRL.
+
+Rules (``lambda`` is an adjoint of the state, ``M = d s_T / d s_0``,
+``G = d s_T / d theta`` with ``s_0`` held):
+
+- gradient contribution of carried traces: ``sum_g lambda[g] . E[g]``;
+- trace update over a segment: ``E_T = M E_0 + G``. For ``diag`` traces, ``M`` is
+  block diagonal and both ``M`` and ``G`` come from ``k_g`` reverse passes with
+  cotangent "component ``a`` of every unit" on ``s_T[g]``; for ``dense`` traces, from
+  one reverse pass per state entry of the group.
+
+The same rules serve "online" (segments of one step) and "chunked" (one segment per
+call, BPTT inside it plus ``lambda_0 . E_0``), as in DESIGN section 3.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Array = jax.Array
+States = tuple[Array, ...]
+Traces = tuple[tuple[Array | None, ...], ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class LeafInfo:
+    """Where one parameter leaf sits in a recurrent system.
+
+    Attributes:
+        owner: index of the state group (layer) the leaf belongs to.
+        rec: whether the leaf drives its owner's recurrence (else output-only).
+    """
+
+    owner: int
+    rec: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """Static description of a system's state groups and trace forms.
+
+    Attributes:
+        units: ``N_g`` per group.
+        blocks: ``k_g`` per group.
+        shapes: shape of every parameter leaf, in flattening order.
+        owners: owner group of every parameter leaf.
+        kinds: ``kinds[g][j]`` is ``"diag"``, ``"dense"`` or ``None`` (no trace).
+    """
+
+    units: tuple[int, ...]
+    blocks: tuple[int, ...]
+    shapes: tuple[tuple[int, ...], ...]
+    owners: tuple[int, ...]
+    kinds: tuple[tuple[str | None, ...], ...]
+
+    @staticmethod
+    def build(
+        units: Sequence[int],
+        blocks: Sequence[int],
+        infos: Sequence[LeafInfo],
+        shapes: Sequence[tuple[int, ...]],
+        cross_layer: bool,
+    ) -> Layout:
+        kinds = []
+        for g in range(len(units)):
+            row: list[str | None] = []
+            for info in infos:
+                if g == info.owner:
+                    row.append("diag" if info.rec else None)
+                elif g > info.owner and cross_layer:
+                    row.append("dense")
+                else:
+                    row.append(None)
+            kinds.append(tuple(row))
+        owners = tuple(info.owner for info in infos)
+        return Layout(
+            tuple(units), tuple(blocks), tuple(map(tuple, shapes)), owners, tuple(kinds)
+        )
+
+    @property
+    def num_groups(self) -> int:
+        return len(self.units)
+
+    def has_dense(self, g: int) -> bool:
+        return "dense" in self.kinds[g]
+
+    def has_diag(self, g: int) -> bool:
+        return "diag" in self.kinds[g]
+
+    def trace_shape(self, g: int, j: int) -> tuple[int, ...] | None:
+        kind = self.kinds[g][j]
+        if kind == "diag":
+            return (self.blocks[g], *self.shapes[j])
+        if kind == "dense":
+            return (self.units[g], self.blocks[g], *self.shapes[j])
+        return None
+
+    def trace_size(self) -> int:
+        """Number of trace entries per stream."""
+        total = 0
+        for g in range(self.num_groups):
+            for j in range(len(self.shapes)):
+                shape = self.trace_shape(g, j)
+                if shape is not None:
+                    total += int(np.prod(shape))
+        return total
+
+
+def zeros_traces(layout: Layout, dtype: Any) -> Traces:
+    return tuple(
+        tuple(
+            None if (shape := layout.trace_shape(g, j)) is None
+            else jnp.zeros(shape, dtype)
+            for j in range(len(layout.shapes))
+        )
+        for g in range(layout.num_groups)
+    )
+
+
+def _diag_contract(lam: Array, e: Array, n_units: int) -> Array:
+    """``sum_a lam[:, a] * E[a]`` for a ``diag`` trace (unit axis leading)."""
+    if n_units == 1:
+        return jnp.einsum("a,a...->...", lam[0], e)
+    return jnp.einsum("na,an...->n...", lam, e)
+
+
+def contract(
+    layout: Layout, lam: States, traces: Traces, params: Sequence[Array]
+) -> list[Array]:
+    """Gradient ``sum_g lam[g] . E[g]`` for every parameter leaf."""
+    grads = []
+    for j, p in enumerate(params):
+        acc = jnp.zeros_like(p)
+        for g in range(layout.num_groups):
+            kind = layout.kinds[g][j]
+            e = traces[g][j]
+            if kind == "diag":
+                acc = acc + _diag_contract(lam[g], e, layout.units[g])
+            elif kind == "dense":
+                acc = acc + jnp.tensordot(lam[g], e, axes=2)
+        grads.append(acc)
+    return grads
+
+
+def reset_traces(traces: Traces, reset: Array) -> Traces:
+    return jax.tree.map(lambda e: jnp.where(reset, jnp.zeros_like(e), e), traces)
+
+
+# --- trace update from reverse passes -------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Rows:
+    """Which cotangent rows a trace update needs, and where they sit in the batch."""
+
+    diag: tuple[int | None, ...]  # start row of the k_g "all units" rows, per group
+    dense: tuple[int | None, ...]  # start row of the N_g * k_g one-hot rows, per group
+    count: int
+
+
+def _rows(layout: Layout) -> _Rows:
+    diag, dense, n = [], [], 0
+    for g in range(layout.num_groups):
+        if layout.has_diag(g):
+            diag.append(n)
+            n += layout.blocks[g]
+        else:
+            diag.append(None)
+        if layout.has_dense(g):
+            dense.append(n)
+            n += layout.units[g] * layout.blocks[g]
+        else:
+            dense.append(None)
+    return _Rows(tuple(diag), tuple(dense), n)
+
+
+def trace_cotangents(layout: Layout, dtype: Any) -> tuple[_Rows, States]:
+    """Batched cotangents on the final state that recover ``M`` and ``G``."""
+    rows = _rows(layout)
+    cts = []
+    for g in range(layout.num_groups):
+        n, k = layout.units[g], layout.blocks[g]
+        ct = np.zeros((rows.count, n, k))
+        if rows.diag[g] is not None:
+            for a in range(k):
+                ct[rows.diag[g] + a, :, a] = 1.0
+        if rows.dense[g] is not None:
+            eye = np.eye(n * k).reshape(n * k, n, k)
+            ct[rows.dense[g] : rows.dense[g] + n * k] = eye
+        cts.append(jnp.asarray(ct, dtype))
+    return rows, tuple(cts)
+
+
+def _diag_propagate(m: Array, e: Array, n_units: int) -> Array:
+    """``(M E)[a] = sum_b M[a, :, b] * E[b]`` with ``M`` block diagonal."""
+    if n_units == 1:
+        return jnp.einsum("ab,b...->a...", m[:, 0, :], e)
+    return jnp.einsum("anb,bn...->an...", m, e)
+
+
+def _dense_from_diag(r: Array, e: Array, n_units: int) -> Array:
+    """Dense rows ``r[i, a, j, b]`` times a ``diag`` trace of the lower group."""
+    if n_units == 1:
+        return jnp.einsum("iab,b...->ia...", r[:, :, 0, :], e)
+    return jnp.einsum("iajb,bj...->iaj...", r, e)
+
+
+def update_traces(
+    layout: Layout,
+    rows: _Rows,
+    g_params: Sequence[Array],
+    g_state: States,
+    traces: Traces,
+) -> Traces:
+    """``E_T = M E_0 + G`` from the batched reverse passes.
+
+    Args:
+        layout: the system's layout.
+        rows: the row bookkeeping returned by :func:`trace_cotangents`.
+        g_params: per parameter leaf, the batch of parameter cotangents
+            (``(rows.count, *shape)``).
+        g_state: per group, the batch of initial-state cotangents
+            (``(rows.count, N_h, k_h)``).
+        traces: the traces at the start of the segment.
+    """
+    new = []
+    for g in range(layout.num_groups):
+        n, k = layout.units[g], layout.blocks[g]
+        row = []
+        for j in range(len(layout.shapes)):
+            kind = layout.kinds[g][j]
+            if kind == "diag":
+                s = rows.diag[g]
+                m = g_state[g][s : s + k]  # (k, N, k): M[a, i, b]
+                gp = g_params[j][s : s + k]  # (k, *shape)
+                row.append(_diag_propagate(m, traces[g][j], n) + gp)
+            elif kind == "dense":
+                s = rows.dense[g]
+                gp = g_params[j][s : s + n * k].reshape(n, k, *layout.shapes[j])
+                acc = gp
+                for m_ in range(layout.owners[j], g + 1):
+                    e0 = traces[m_][j]
+                    if e0 is None:
+                        continue
+                    r = g_state[m_][s : s + n * k].reshape(
+                        n, k, layout.units[m_], layout.blocks[m_]
+                    )
+                    if layout.kinds[m_][j] == "diag":
+                        acc = acc + _dense_from_diag(r, e0, layout.units[m_])
+                    else:
+                        acc = acc + jnp.tensordot(r, e0, axes=([2, 3], [0, 1]))
+                row.append(acc)
+            else:
+                row.append(None)
+        new.append(tuple(row))
+    return tuple(new)
+
+
+# --- the three methods ------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class System:
+    """Pure functions of a recurrent system, over its flat parameter leaves.
+
+    Attributes:
+        layout: state groups and trace forms.
+        init_state: ``() -> States``: the state an episode starts from.
+        prepare: ``(params, xs) -> pre``: work hoisted out of the time loop (input
+            projections of the first layer as one matmul over the whole segment).
+        core: ``(params, s_tm1, pre_t) -> s_t``: the recurrence proper.
+        fast_trace_step: optional hand-written ``(params, s_tm1, x_t, E_tm1) ->
+            (s_t, E_t)`` for online RTRL; must equal the generic rule.
+    """
+
+    layout: Layout
+    init_state: Callable[[], States]
+    prepare: Callable[[list[Array], Array], Any]
+    core: Callable[[list[Array], States, Any], States]
+    fast_trace_step: Callable[..., tuple[States, Traces]] | None = None
+
+    # One step, projection included: what online RTRL differentiates.
+    def step(self, params: list[Array], s_tm1: States, x_t: Array) -> States:
+        pre = self.prepare(params, x_t[None])
+        return self.core(params, s_tm1, jax.tree.map(lambda p: p[0], pre))
+
+    def reset_state(self, s: States, reset: Array) -> States:
+        init = self.init_state()
+        return tuple(jnp.where(reset, i, x) for i, x in zip(init, s, strict=True))
+
+    def segment(
+        self, params: list[Array], s0: States, xs: Array, resets: Array
+    ) -> tuple[States, States]:
+        """Forward over a segment: ``(state sequence, final state)``."""
+        pre = self.prepare(params, xs)
+
+        def body(s, inp):
+            pre_t, reset_t = inp
+            s = self.core(params, self.reset_state(s, reset_t), pre_t)
+            return s, s
+
+        s_T, states = jax.lax.scan(body, s0, (pre, resets))
+        return states, s_T
+
+    def generic_trace_step(
+        self, params: list[Array], s_tm1: States, x_t: Array, traces: Traces
+    ) -> tuple[States, Traces]:
+        """One step of online RTRL from reverse passes of the one-step function."""
+        s_t, vjp = jax.vjp(lambda p, s: self.step(p, s, x_t), params, s_tm1)
+        rows, cts = trace_cotangents(self.layout, x_t.dtype)
+        g_params, g_state = jax.vmap(vjp)(cts)
+        return s_t, update_traces(self.layout, rows, g_params, g_state, traces)
+
+    def trace_step(
+        self, params: list[Array], s_tm1: States, x_t: Array, traces: Traces
+    ) -> tuple[States, Traces]:
+        if self.fast_trace_step is not None:
+            return self.fast_trace_step(params, s_tm1, x_t, traces)
+        return self.generic_trace_step(params, s_tm1, x_t, traces)
+
+
+def _zeros_like_tree(tree):
+    return jax.tree.map(jnp.zeros_like, tree)
+
+
+def run_chunked(
+    system: System,
+    params: list[Array],
+    xs: Array,
+    s0: States,
+    traces0: Traces,
+    resets: Array,
+) -> tuple[States, States, Traces]:
+    """Exact RTRL at BPTT cost: BPTT inside the segment plus ``lambda_0 . E_0``."""
+    layout = system.layout
+
+    def forward(params, xs, s0, traces0, resets):
+        (states, s_T), vjp = jax.vjp(
+            lambda p, x, s: system.segment(p, s, x, resets), params, xs, s0
+        )
+        rows, cts = trace_cotangents(layout, xs.dtype)
+        zero_states = _zeros_like_tree(states)
+        g_params, _, g_state = jax.vmap(lambda ct: vjp((zero_states, ct)))(cts)
+        traces_T = update_traces(layout, rows, g_params, g_state, traces0)
+        return (states, s_T, traces_T), vjp
+
+    @jax.custom_vjp
+    def run(params, xs, s0, traces0, resets):
+        return forward(params, xs, s0, traces0, resets)[0]
+
+    def fwd(params, xs, s0, traces0, resets):
+        out, vjp = forward(params, xs, s0, traces0, resets)
+        return out, (vjp, s0, traces0, params)
+
+    def bwd(res, cts):
+        vjp, s0, traces0, params = res
+        ct_states = cts[0]
+        g_params, g_xs, lam0 = vjp((ct_states, _zeros_like_tree(s0)))
+        carried = contract(layout, lam0, traces0, params)
+        g_params = [a + b for a, b in zip(g_params, carried, strict=True)]
+        # The carry is data, not a path for gradients: nothing reaches it.
+        return g_params, g_xs, None, None, None
+
+    run.defvjp(fwd, bwd)
+    return run(params, xs, s0, traces0, resets)
+
+
+def run_online(
+    system: System,
+    params: list[Array],
+    xs: Array,
+    s0: States,
+    traces0: Traces,
+    resets: Array,
+) -> tuple[States, States, Traces]:
+    """Per-step RTRL: gradient ``sum_t delta_t . E_t``; inputs get one-step grads.
+
+    The backward pass re-runs the trace recursion instead of storing ``E_t`` for
+    every step, so memory does not grow with the segment length.
+    """
+    layout = system.layout
+
+    def forward(params, xs, s0, traces0, resets):
+        def body(carry, inp):
+            s, e = carry
+            x_t, reset_t = inp
+            s = system.reset_state(s, reset_t)
+            e = reset_traces(e, reset_t)
+            s, e = system.trace_step(params, s, x_t, e)
+            return (s, e), s
+
+        (s_T, traces_T), states = jax.lax.scan(body, (s0, traces0), (xs, resets))
+        return states, s_T, traces_T
+
+    @jax.custom_vjp
+    def run(params, xs, s0, traces0, resets):
+        return forward(params, xs, s0, traces0, resets)
+
+    def fwd(params, xs, s0, traces0, resets):
+        return forward(params, xs, s0, traces0, resets), (params, xs, s0, traces0)
+
+    def bwd(res, cts):
+        params, xs, s0, traces0 = res
+        ct_states = cts[0]
+        pre, vjp_pre = jax.vjp(lambda x: system.prepare(params, x), xs)
+
+        def body(carry, inp):
+            s, e, g = carry
+            x_t, pre_t, reset_t, delta_t = inp
+            s = system.reset_state(s, reset_t)
+            e = reset_traces(e, reset_t)
+            # One-step input gradient: through this step only, s_{t-1} held.
+            _, vjp_in = jax.vjp(lambda q: system.core(params, s, q), pre_t)
+            (g_pre,) = vjp_in(delta_t)
+            s, e = system.trace_step(params, s, x_t, e)
+            g = [a + b for a, b in zip(g, contract(layout, delta_t, e, params),
+                                       strict=True)]
+            return (s, e, g), g_pre
+
+        g0 = [jnp.zeros_like(p) for p in params]
+        (_, _, g_params), g_pre = jax.lax.scan(
+            body, (s0, traces0, g0), (xs, pre, resets, ct_states)
+        )
+        (g_xs,) = vjp_pre(g_pre)
+        return g_params, g_xs, None, None, None
+
+    run.defvjp(fwd, bwd)
+    return run(params, xs, s0, traces0, resets)
+
+
+def run_bptt(
+    system: System, params: list[Array], xs: Array, s0: States, resets: Array
+) -> tuple[States, States]:
+    """Truncated BPTT: plain autodiff through this segment, cut at its start."""
+    return system.segment(params, jax.lax.stop_gradient(s0), xs, resets)
