@@ -8,3 +8,10 @@ from ._cell import trace_size as trace_size
 from ._elstm import ELSTM as ELSTM
 
 __version__ = "0.1.0"
+from ._dense import GRU as GRU
+from ._dense import LSTM as LSTM
+from ._lru import LRU as LRU
+from ._rtu import RTU as RTU
+from ._stack import AbstractStack as AbstractStack
+from ._stack import LayerLocalApproxStack as LayerLocalApproxStack
+from ._stack import Stack as Stack
