@@ -48,7 +48,11 @@ def test_list_envs_names_the_issue_environments() -> None:
     }  # fmt: skip
     assert required <= names
     assert set(_envpool.ATARI_GAMES) == {
-        "Breakout", "Gravitar", "MsPacman", "Qbert", "Seaquest"
+        "Breakout",
+        "Gravitar",
+        "MsPacman",
+        "Qbert",
+        "Seaquest",
     }
     assert rtrl_envs.list_envs("atari") == [f"atari/{g}" for g in _envpool.ATARI_GAMES]
     with pytest.raises(rtrl_envs.UnknownEnvironmentError, match="families"):

@@ -18,7 +18,10 @@ def test_benchmark_small(tmp_path) -> None:
     data = json.loads(out.read_text())
     rows = {r["name"]: r for r in data["results"]}
     assert set(rows) == set(names)
-    assert rows["atari/Breakout"]["raw_sps"] > 0 and rows["atari/Breakout"]["adapter_sps"] > 0
+    assert (
+        rows["atari/Breakout"]["raw_sps"] > 0
+        and rows["atari/Breakout"]["adapter_sps"] > 0
+    )
     assert rows["gymnax/CartPole-v1"]["raw_sps"] > 0
     assert rows["memory/copy"]["raw_sps"] is None
     assert data["provenance"]["versions"]["jax"]

@@ -56,7 +56,12 @@ def _env(num_envs=2, repeat=4, length=10):
 
     opts = rtrl_envs.DMLabOptions(action_repeat=repeat)
     env = rtrl_envs.DMLabEnvironment(
-        "dmlab/rooms_watermaze", "rooms_watermaze", num_envs, 0, opts, lab_factory=factory
+        "dmlab/rooms_watermaze",
+        "rooms_watermaze",
+        num_envs,
+        0,
+        opts,
+        lab_factory=factory,
     )
     return env, labs
 

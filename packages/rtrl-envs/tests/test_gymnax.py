@@ -58,7 +58,7 @@ def test_cartpole_terminates_and_matches_gymnax_dynamics() -> None:
     state, _ = env.reset(jax.random.key(0))
     inner = jax.tree.map(lambda x: x[0], state.inner)
     for t in range(1, t_end + 1):
-        obs, inner, r, done, _ = genv.step_env(jax.random.key(0), inner, 1, params)
+        obs, inner, _r, done, _ = genv.step_env(jax.random.key(0), inner, 1, params)
         np.testing.assert_allclose(traj.observation[t, 0], obs, rtol=1e-5, atol=1e-6)
         assert bool(done) == (t == t_end)
 
@@ -69,7 +69,7 @@ def test_step_inside_jit_scan_equals_python_loop() -> None:
 
     @jax.jit
     def scanned(key):
-        state, ts = env.reset(key)
+        state, _ts = env.reset(key)
 
         def body(s, a):
             s, ts = env.step(s, a)

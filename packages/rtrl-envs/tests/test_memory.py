@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -63,7 +65,9 @@ def test_delayed_recall_lengths_and_optimal_policy(delay: int, k: int) -> None:
 
 def test_delayed_recall_memoryless_policy_gets_chance() -> None:
     k = 4
-    env = rtrl_envs.make("memory/delayed-recall", num_envs=256, seed=1, delay=3, num_symbols=k)
+    env = rtrl_envs.make(
+        "memory/delayed-recall", num_envs=256, seed=1, delay=3, num_symbols=k
+    )
     # a memoryless policy: a fixed random map from observation to action
     table = jax.random.randint(jax.random.key(5), (2 * k + 1,), 0, k)
 
@@ -100,7 +104,7 @@ def test_copy_optimal_full_reward_and_lengths(min_length: int, max_length: int) 
     lengths = []
     for e in range(64):
         starts = np.nonzero(first[:, e])[0]
-        for a, b in zip(starts[:-1], starts[1:], strict=True):
+        for a, b in itertools.pairwise(starts):
             ep = obs[a:b, e]
             n_bits = int((ep[:, 0] + ep[:, 1]).sum())
             n_recall = int(ep[:, 2].sum())
@@ -153,7 +157,7 @@ def test_trace_conditioning_intervals_and_cumulant() -> None:
         cs_on = np.nonzero(np.diff(obs[:, e, 0], prepend=0) == 1)[0]
         us_on = np.nonzero(np.diff(obs[:, e, 1], prepend=0) == 1)[0]
         assert cs_on[0] == 0
-        for c, c_next in zip(cs_on[:-1], cs_on[1:], strict=True):
+        for c, c_next in itertools.pairwise(cs_on):
             us = us_on[(us_on > c) & (us_on < c_next)]
             assert len(us) == 1  # exactly one US per trial
             isis.append(us[0] - c)
@@ -173,7 +177,7 @@ def test_discounted_returns_golden() -> None:
 
 def test_memory_env_under_vmap_and_ignores_action_on_reset() -> None:
     env = rtrl_envs.make("memory/delayed-recall", num_envs=2, seed=0, delay=1)
-    states, tss = jax.vmap(env.reset)(jax.random.split(jax.random.key(0), 3))
+    _states, tss = jax.vmap(env.reset)(jax.random.split(jax.random.key(0), 3))
     assert tss.observation.shape == (3, 2, 9)
     assert not np.array_equal(tss.observation[0], tss.observation[1])
     state, ts = env.reset(jax.random.key(1))

@@ -31,7 +31,9 @@ def test_adapter_equals_raw_popgym(task: str) -> None:
     last = [False, False]
     for i, raw in enumerate(raws):
         obs, _ = raw.reset(seed=11 + i)
-        np.testing.assert_array_equal(ts.observation[i], flatten_observation(space, obs))
+        np.testing.assert_array_equal(
+            ts.observation[i], flatten_observation(space, obs)
+        )
     rng = np.random.default_rng(0)
     ended = 0
     for _ in range(120):

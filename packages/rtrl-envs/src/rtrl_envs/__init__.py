@@ -31,8 +31,8 @@ from ._registry import list_envs as list_envs
 from ._registry import make as make
 from ._types import Box as Box
 from ._types import Discrete as Discrete
-from ._types import EnvSpec as EnvSpec
 from ._types import Environment as Environment
+from ._types import EnvSpec as EnvSpec
 from ._types import TimeStep as TimeStep
 
 __version__ = "0.1.0"

@@ -183,7 +183,9 @@ def run_benchmark(
         raw_sps = work / statistics.median(t_raw) if t_raw else None
         overhead = None if raw_sps is None else 1.0 - adapter_sps / raw_sps
         results.append(
-            BenchmarkResult(name, num_envs, steps, rounds, adapter_sps, raw_sps, overhead)
+            BenchmarkResult(
+                name, num_envs, steps, rounds, adapter_sps, raw_sps, overhead
+            )
         )
     return results
 
@@ -222,5 +224,7 @@ def format_table(results: Sequence[BenchmarkResult]) -> str:
     for r in results:
         raw = "-" if r.raw_sps is None else f"{r.raw_sps:,.0f}"
         ovh = "-" if r.overhead is None else f"{100 * r.overhead:+.1f}%"
-        rows.append(f"| {r.name} | {r.num_envs} | {r.adapter_sps:,.0f} | {raw} | {ovh} |")
+        rows.append(
+            f"| {r.name} | {r.num_envs} | {r.adapter_sps:,.0f} | {raw} | {ovh} |"
+        )
     return "\n".join(rows)

@@ -136,7 +136,9 @@ class DMLabEnvironment(HostEnvironment):
             lab_module = import_deepmind_lab()
 
             def lab_factory(level, observations, config, renderer):
-                return lab_module.Lab(level, observations, config=config, renderer=renderer)
+                return lab_module.Lab(
+                    level, observations, config=config, renderer=renderer
+                )
 
         config = {"width": str(WIDTH), "height": str(HEIGHT), "logLevel": "WARN"}
         self._labs = [

@@ -228,7 +228,9 @@ def make_atari(name: str, game: str, num_envs: int, seed: int, options: AtariOpt
 def atari_games_available() -> list[str]:
     """Every Atari game the installed envpool has."""
     envpool = import_envpool()
-    return sorted(e[: -len("-v5")] for e in envpool.list_all_envs() if e.endswith("-v5"))
+    return sorted(
+        e[: -len("-v5")] for e in envpool.list_all_envs() if e.endswith("-v5")
+    )
 
 
 def procgen_task_id(game: str, options: ProcgenOptions) -> str:

@@ -50,4 +50,5 @@ class HostEnvironment:
         return TimeStep(obs, np.zeros(n, np.float32), no, no.copy(), np.ones(n, bool))
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._spec.name!r}, num_envs={self._spec.num_envs})"
+        spec = self._spec
+        return f"{type(self).__name__}({spec.name!r}, num_envs={spec.num_envs})"

@@ -112,9 +112,7 @@ class CopyState(NamedTuple):
     pattern: jax.Array
 
 
-def _copy_sample(
-    key: jax.Array, options: CopyOptions
-) -> tuple[jax.Array, jax.Array]:
+def _copy_sample(key: jax.Array, options: CopyOptions) -> tuple[jax.Array, jax.Array]:
     k_len, k_bits = jax.random.split(key)
     length = jax.random.randint(k_len, (), options.min_length, options.max_length + 1)
     pattern = jax.random.bernoulli(k_bits, 0.5, (options.max_length,)).astype(jnp.int32)
@@ -306,9 +304,9 @@ class TraceConditioning:
         o = self.options
         cs = s.k < o.cs_duration
         us = (s.k >= s.isi) & (s.k < s.isi + o.us_duration)
-        return jnp.concatenate(
-            [jnp.stack([cs, us]), s.distractor_left > 0]
-        ).astype(jnp.float32)
+        return jnp.concatenate([jnp.stack([cs, us]), s.distractor_left > 0]).astype(
+            jnp.float32
+        )
 
     def reset(self, key: jax.Array) -> tuple[TraceConditioningState, jax.Array]:
         k_trial, k_dis = jax.random.split(key)
@@ -364,4 +362,3 @@ def _max_episode_steps_of(core: object) -> int | None:
     if isinstance(core, Copy):
         return 2 * core.options.max_length
     return None
-

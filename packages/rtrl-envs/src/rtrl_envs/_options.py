@@ -29,7 +29,9 @@ def parse_options(cls: type[T], name: str, options: dict[str, Any]) -> T:
     return cls(**options)
 
 
-def check_int(option: str, value: Any, minimum: int, maximum: int | None = None) -> None:
+def check_int(
+    option: str, value: Any, minimum: int, maximum: int | None = None
+) -> None:
     """Raises InvalidOptionError unless ``value`` is an int in range."""
     ok = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
     ok = ok and (maximum is None or value <= maximum)

@@ -12,7 +12,13 @@ from ._errors import extra_missing
 from ._host import HostEnvironment, HostState
 from ._types import Discrete, EnvSpec, TimeStep
 
-POPGYM_TASKS = ("RepeatFirst", "CountRecall", "Concentration", "Autoencode", "HigherLower")
+POPGYM_TASKS = (
+    "RepeatFirst",
+    "CountRecall",
+    "Concentration",
+    "Autoencode",
+    "HigherLower",
+)
 POPGYM_LEVELS = ("Easy", "Medium", "Hard")
 
 
@@ -77,7 +83,9 @@ class PopgymEnvironment(HostEnvironment):
         if type(act).__name__ != "Discrete":
             raise TypeError(f"{name}: unsupported action space {act!r}")
         size = _flat_size(self._obs_space)
-        self._spec = EnvSpec(name, (size,), np.float32, Discrete(int(act.n)), num_envs, False)
+        self._spec = EnvSpec(
+            name, (size,), np.float32, Discrete(int(act.n)), num_envs, False
+        )
         self._last = np.zeros(num_envs, bool)
         self._obs = np.zeros((num_envs, size), np.float32)
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from ._errors import InvalidOptionError, UnknownEnvironmentError, close_matches
 from ._options import check_int, parse_options
-from ._types import EnvSpec, Environment
+from ._types import Environment, EnvSpec
 
 _MEMORY = ("memory/delayed-recall", "memory/copy", "memory/trace-conditioning")
 
@@ -78,7 +78,9 @@ def make(name: str, *, num_envs: int, seed: int, **options: Any) -> Environment:
     """
     check_int("num_envs", num_envs, 1)
     if not isinstance(seed, int) or isinstance(seed, bool):
-        raise InvalidOptionError(f"option seed={seed!r} is invalid: allowed values are ints")
+        raise InvalidOptionError(
+            f"option seed={seed!r} is invalid: allowed values are ints"
+        )
     all_names = list_envs()
     family, _, rest = name.partition("/")
 
@@ -138,7 +140,9 @@ def _make_memory(name: str, num_envs: int, seed: int, options: dict[str, Any]):
     from . import _memory as m
 
     if name == "memory/delayed-recall":
-        core: Any = m.DelayedRecall(parse_options(m.DelayedRecallOptions, name, options))
+        core: Any = m.DelayedRecall(
+            parse_options(m.DelayedRecallOptions, name, options)
+        )
     elif name == "memory/copy":
         core = m.Copy(parse_options(m.CopyOptions, name, options))
     else:

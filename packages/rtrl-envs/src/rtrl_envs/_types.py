@@ -36,7 +36,8 @@ class TimeStep(NamedTuple):
     """What every environment returns, batched over ``num_envs`` (leading axis).
 
     Attributes:
-        observation: the observation ``o_t``, shape ``(num_envs, *spec.observation_shape)``.
+        observation: the observation ``o_t``, shape
+            ``(num_envs, *spec.observation_shape)``.
         reward: ``r_t`` (float32), the reward of the transition that led to
             ``o_t``; 0 on first steps. Never clipped here.
         terminated: ``o_t`` is the last observation of an episode that ended
@@ -163,7 +164,9 @@ class EnvSpec:
         if not all(isinstance(d, int) and d >= 0 for d in self.observation_shape):
             raise ValueError(f"bad observation_shape {self.observation_shape!r}")
         if not isinstance(self.action_space, Discrete | Box):
-            raise ValueError(f"action_space must be Discrete or Box, got {self.action_space!r}")
+            raise ValueError(
+                f"action_space must be Discrete or Box, got {self.action_space!r}"
+            )
         if not isinstance(self.num_envs, int) or self.num_envs < 1:
             raise ValueError(f"num_envs must be a positive int, got {self.num_envs!r}")
 
