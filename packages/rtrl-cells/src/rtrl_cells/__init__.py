@@ -7,7 +7,6 @@ from ._cell import RTRLCarry as RTRLCarry
 from ._cell import trace_size as trace_size
 from ._elstm import ELSTM as ELSTM
 
-__version__ = "0.1.0"
 from ._dense import GRU as GRU
 from ._dense import LSTM as LSTM
 from ._lru import LRU as LRU
@@ -15,3 +14,25 @@ from ._rtu import RTU as RTU
 from ._stack import AbstractStack as AbstractStack
 from ._stack import LayerLocalApproxStack as LayerLocalApproxStack
 from ._stack import Stack as Stack
+from ._gradcheck import example_cells as example_cells
+from ._gradcheck import gradient_error as gradient_error
+
+__all__ = [
+    "METHODS",
+    "AbstractCell",
+    "AbstractElementwiseCell",
+    "AbstractStack",
+    "ELSTM",
+    "GRU",
+    "LRU",
+    "LSTM",
+    "RTU",
+    "LayerLocalApproxStack",
+    "RTRLCarry",
+    "Stack",
+    "example_cells",
+    "gradient_error",
+    "trace_size",
+]
+
+__version__ = "0.1.0"

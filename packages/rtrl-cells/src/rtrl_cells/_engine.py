@@ -421,10 +421,11 @@ def run_online(
         return forward(params, xs, s0, traces0, resets)
 
     def fwd(params, xs, s0, traces0, resets):
-        return forward(params, xs, s0, traces0, resets), (params, xs, s0, traces0)
+        out = forward(params, xs, s0, traces0, resets)
+        return out, (params, xs, s0, traces0, resets)
 
     def bwd(res, cts):
-        params, xs, s0, traces0 = res
+        params, xs, s0, traces0, resets = res
         ct_states = cts[0]
         pre, vjp_pre = jax.vjp(lambda x: system.prepare(params, x), xs)
 

@@ -1,0 +1,194 @@
+"""Batching, fast paths, finite differences, float32, and the approximation."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import rtrl_cells as rc
+
+CELLS = rc.example_cells(jax.random.PRNGKey(0))
+
+
+def _tree_close(a, b, rtol, atol=0.0):
+    return bool(eqx.tree_equal(a, b, rtol=rtol, atol=atol))
+
+
+@pytest.mark.parametrize("name", ["ELSTM", "RTU(relu)", "LRU", "GRU",
+                                  "Stack(ELSTM,ELSTM)"])
+@pytest.mark.parametrize("method", ["online", "chunked", "bptt"])
+def test_vmapped_batch_equals_single_streams(name, method):
+    cell = CELLS[name]()
+    B, T = 3, 5
+    xs = jax.random.normal(jax.random.PRNGKey(1), (B, T, cell.input_size))
+    resets = jnp.zeros((B, T), bool).at[1, 2].set(True)
+    carry0 = cell.init_carry()
+    _, carry0 = cell.unroll(carry0, xs[0], resets[0], method)
+    carries = jax.tree.map(lambda x: jnp.stack([x] * B), carry0)
+
+    def loss(c, carry, x, r):
+        ys, carry_T = c.unroll(carry, x, r, method)
+        return jnp.sum(jnp.tanh(ys)), carry_T
+
+    @eqx.filter_jit
+    def batched(c):
+        def total(c):
+            losses, carry_T = jax.vmap(loss, in_axes=(None, 0, 0, 0))(
+                c, carries, xs, resets
+            )
+            return jnp.sum(losses), carry_T
+
+        return eqx.filter_grad(total, has_aux=True)(c)
+
+    g_batch, carry_batch = batched(cell)
+    grads, carry_list = [], []
+    for b in range(B):
+        g, carry_T = eqx.filter_jit(eqx.filter_grad(loss, has_aux=True))(
+            cell, carry0, xs[b], resets[b]
+        )
+        grads.append(g)
+        carry_list.append(carry_T)
+    g_sum = jax.tree.map(lambda *gs: sum(gs), *grads)
+    assert _tree_close(g_batch, g_sum, rtol=1e-11, atol=1e-14)
+    assert _tree_close(carry_batch, jax.tree.map(lambda *c: jnp.stack(c), *carry_list),
+                       rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        rc.ELSTM(input_size=5, hidden_size=4, key=jax.random.PRNGKey(1)),
+        rc.RTU(input_size=5, hidden_size=4, key=jax.random.PRNGKey(2)),
+        rc.RTU(input_size=5, hidden_size=4, activation="tanh",
+               key=jax.random.PRNGKey(3)),
+        rc.RTU(input_size=5, hidden_size=4, nonlinear=False,
+               key=jax.random.PRNGKey(4)),
+        rc.RTU(input_size=5, hidden_size=4, nonlinear=False, activation="tanh",
+               key=jax.random.PRNGKey(5)),
+    ],
+    ids=["ELSTM", "RTU(relu)", "RTU(tanh)", "RTU(linear,relu)", "RTU(linear,tanh)"],
+)
+def test_fast_path_equals_generic_engine(cell):
+    assert cell._has_fast_path
+    system, params = cell._system()
+    keys = jax.random.split(jax.random.PRNGKey(7), 3)
+    s = (jax.random.normal(keys[0], (cell.num_units, cell.block_size)),)
+    x = jax.random.normal(keys[1], (cell.input_size,))
+    leaves, treedef = jax.tree.flatten(rc.RTRLCarry((), cell.init_carry().traces))
+    rand = jax.random.split(keys[2], len(leaves))
+    traces = jax.tree.unflatten(
+        treedef, [jax.random.normal(k, e.shape) for k, e in zip(rand, leaves,
+                                                                  strict=True)]
+    ).traces
+    s_fast, e_fast = system.trace_step(params, s, x, traces)
+    s_gen, e_gen = system.generic_trace_step(params, s, x, traces)
+    assert system.fast_trace_step is not None
+    assert _tree_close(s_fast, s_gen, rtol=1e-13, atol=1e-15)
+    assert _tree_close(e_fast, e_gen, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("method", ["online", "chunked"])
+def test_finite_differences_agree(method):
+    cell = rc.ELSTM(input_size=2, hidden_size=2, key=jax.random.PRNGKey(3))
+    xs = jax.random.normal(jax.random.PRNGKey(4), (2, 4, 2))
+    resets = jnp.zeros((2, 4), bool)
+
+    def loss(c):
+        carry = c.init_carry()
+        _, carry = c.unroll(carry, xs[0], resets[0], method)
+        ys, _ = c.unroll(carry, xs[1], resets[1], method)
+        return jnp.sum(jnp.sin(ys))
+
+    g = eqx.filter_grad(loss)(cell)
+    params, treedef = jax.tree.flatten(eqx.filter(cell, eqx.is_array))
+    static = eqx.partition(cell, eqx.is_array)[1]
+    eps = 1e-6
+    loss_jit = jax.jit(lambda ps: loss(eqx.combine(jax.tree.unflatten(treedef, ps),
+                                                   static)))
+    for j, (p, gp) in enumerate(zip(params, jax.tree.leaves(g), strict=True)):
+        flat = np.asarray(p).ravel()
+        for idx in range(min(flat.size, 3)):
+            bumped = []
+            for sign in (1, -1):
+                q = flat.copy()
+                q[idx] += sign * eps
+                ps = list(params)
+                ps[j] = jnp.asarray(q.reshape(p.shape))
+                bumped.append(float(loss_jit(ps)))
+            fd = (bumped[0] - bumped[1]) / (2 * eps)
+            assert abs(fd - float(np.asarray(gp).ravel()[idx])) < 1e-7
+
+
+def test_float32_by_default_and_runs():
+    cell = rc.ELSTM(input_size=3, hidden_size=4, key=jax.random.PRNGKey(0),
+                    dtype=jnp.float32)
+    assert cell.F.dtype == jnp.float32
+    xs = jax.random.normal(jax.random.PRNGKey(1), (5, 3), jnp.float32)
+    resets = jnp.zeros(5, bool)
+    for method in ("online", "chunked", "bptt"):
+        ys, carry = cell.unroll(cell.init_carry(), xs, resets, method)
+        assert ys.dtype == jnp.float32
+        assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(carry))
+    g_on = eqx.filter_grad(
+        lambda c: jnp.sum(c.unroll(c.init_carry(), xs, resets, "online")[0])
+    )(cell)
+    g_bp = eqx.filter_grad(
+        lambda c: jnp.sum(c.unroll(c.init_carry(), xs, resets, "bptt")[0])
+    )(cell)
+    assert _tree_close(g_on, g_bp, rtol=1e-4, atol=1e-6)
+
+
+# --- the layer-local approximation, against its own stated properties ------------
+
+
+def _two_segment_grad(cell, method, xs, resets):
+    @eqx.filter_jit
+    @eqx.filter_grad
+    def grad(c):
+        _, carry = c.unroll(c.init_carry(), xs[0], resets[0], method)
+        ys, _ = c.unroll(carry, xs[1], resets[1], method)
+        return jnp.sum(jnp.sin(ys))
+
+    return grad(cell)
+
+
+@pytest.mark.parametrize("method", ["online", "chunked"])
+def test_layer_local_equals_exact_for_one_layer(method):
+    layer = rc.ELSTM(input_size=3, hidden_size=4, key=jax.random.PRNGKey(0))
+    xs = jax.random.normal(jax.random.PRNGKey(1), (2, 5, 3))
+    resets = jnp.zeros((2, 5), bool)
+    g_exact = _two_segment_grad(rc.Stack([layer]), method, xs, resets)
+    g_approx = _two_segment_grad(rc.LayerLocalApproxStack([layer]), method, xs,
+                                 resets)
+    g_cell = _two_segment_grad(layer, method, xs, resets)
+    assert _tree_close(g_approx.layers, g_exact.layers, rtol=1e-12, atol=1e-15)
+    assert _tree_close(g_approx.layers[0], g_cell, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("method", ["online", "chunked"])
+def test_layer_local_differs_on_two_layers_but_keeps_its_promises(method):
+    l1 = rc.ELSTM(input_size=3, hidden_size=4, key=jax.random.PRNGKey(0))
+    l2 = rc.ELSTM(input_size=4, hidden_size=3, key=jax.random.PRNGKey(1))
+    exact, approx = rc.Stack([l1, l2]), rc.LayerLocalApproxStack([l1, l2])
+    xs = jax.random.normal(jax.random.PRNGKey(2), (2, 5, 3))
+    resets = jnp.zeros((2, 5), bool)
+    g_exact = _two_segment_grad(exact, method, xs, resets)
+    g_approx = _two_segment_grad(approx, method, xs, resets)
+    # The bottom layer's recurrent weights lose the cross-layer credit...
+    diff = jnp.max(jnp.abs(g_exact.layers[0].F - g_approx.layers[0].F))
+    assert diff > 1e-3 * jnp.max(jnp.abs(g_exact.layers[0].F))
+    # ...while the top layer's gradient only needs its own traces: exact.
+    assert _tree_close(g_approx.layers[1], g_exact.layers[1], rtol=1e-11,
+                       atol=1e-14)
+    # The traces it keeps are exactly the exact stack's own-layer blocks.
+    _, c_exact = exact.unroll(exact.init_carry(), xs[0], resets[0], method)
+    _, c_approx = approx.unroll(approx.init_carry(), xs[0], resets[0], method)
+    layout = exact._layout()
+    for g in range(2):
+        for j, kind in enumerate(layout.kinds[g]):
+            if kind == "diag":
+                np.testing.assert_allclose(c_approx.traces[g][j],
+                                           c_exact.traces[g][j], rtol=1e-12)
+            else:
+                assert c_approx.traces[g][j] is None
