@@ -75,9 +75,7 @@ def _full_bptt_grad(cell, xs, resets):
 
 def rel_err(a, b):
     errs = jax.tree.leaves(
-        jax.tree.map(
-            lambda x, y: jnp.max(jnp.abs(x - y)) / jnp.max(jnp.abs(y)), a, b
-        )
+        jax.tree.map(lambda x, y: jnp.max(jnp.abs(x - y)) / jnp.max(jnp.abs(y)), a, b)
     )
     return float(max(errs))
 

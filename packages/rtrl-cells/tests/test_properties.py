@@ -15,8 +15,9 @@ def _tree_close(a, b, rtol, atol=0.0):
     return bool(eqx.tree_equal(a, b, rtol=rtol, atol=atol))
 
 
-@pytest.mark.parametrize("name", ["ELSTM", "RTU(relu)", "LRU", "GRU",
-                                  "Stack(ELSTM,ELSTM)"])
+@pytest.mark.parametrize(
+    "name", ["ELSTM", "RTU(relu)", "LRU", "GRU", "Stack(ELSTM,ELSTM)"]
+)
 @pytest.mark.parametrize("method", ["online", "chunked", "bptt"])
 def test_vmapped_batch_equals_single_streams(name, method):
     cell = CELLS[name]()
@@ -51,8 +52,12 @@ def test_vmapped_batch_equals_single_streams(name, method):
         carry_list.append(carry_T)
     g_sum = jax.tree.map(lambda *gs: sum(gs), *grads)
     assert _tree_close(g_batch, g_sum, rtol=1e-11, atol=1e-14)
-    assert _tree_close(carry_batch, jax.tree.map(lambda *c: jnp.stack(c), *carry_list),
-                       rtol=1e-12, atol=1e-14)
+    assert _tree_close(
+        carry_batch,
+        jax.tree.map(lambda *c: jnp.stack(c), *carry_list),
+        rtol=1e-12,
+        atol=1e-14,
+    )
 
 
 @pytest.mark.parametrize(
@@ -60,12 +65,17 @@ def test_vmapped_batch_equals_single_streams(name, method):
     [
         rc.ELSTM(input_size=5, hidden_size=4, key=jax.random.PRNGKey(1)),
         rc.RTU(input_size=5, hidden_size=4, key=jax.random.PRNGKey(2)),
-        rc.RTU(input_size=5, hidden_size=4, activation="tanh",
-               key=jax.random.PRNGKey(3)),
-        rc.RTU(input_size=5, hidden_size=4, nonlinear=False,
-               key=jax.random.PRNGKey(4)),
-        rc.RTU(input_size=5, hidden_size=4, nonlinear=False, activation="tanh",
-               key=jax.random.PRNGKey(5)),
+        rc.RTU(
+            input_size=5, hidden_size=4, activation="tanh", key=jax.random.PRNGKey(3)
+        ),
+        rc.RTU(input_size=5, hidden_size=4, nonlinear=False, key=jax.random.PRNGKey(4)),
+        rc.RTU(
+            input_size=5,
+            hidden_size=4,
+            nonlinear=False,
+            activation="tanh",
+            key=jax.random.PRNGKey(5),
+        ),
     ],
     ids=["ELSTM", "RTU(relu)", "RTU(tanh)", "RTU(linear,relu)", "RTU(linear,tanh)"],
 )
@@ -78,8 +88,8 @@ def test_fast_path_equals_generic_engine(cell):
     leaves, treedef = jax.tree.flatten(rc.RTRLCarry((), cell.init_carry().traces))
     rand = jax.random.split(keys[2], len(leaves))
     traces = jax.tree.unflatten(
-        treedef, [jax.random.normal(k, e.shape) for k, e in zip(rand, leaves,
-                                                                  strict=True)]
+        treedef,
+        [jax.random.normal(k, e.shape) for k, e in zip(rand, leaves, strict=True)],
     ).traces
     s_fast, e_fast = system.trace_step(params, s, x, traces)
     s_gen, e_gen = system.generic_trace_step(params, s, x, traces)
@@ -104,8 +114,9 @@ def test_finite_differences_agree(method):
     params, treedef = jax.tree.flatten(eqx.filter(cell, eqx.is_array))
     static = eqx.partition(cell, eqx.is_array)[1]
     eps = 1e-6
-    loss_jit = jax.jit(lambda ps: loss(eqx.combine(jax.tree.unflatten(treedef, ps),
-                                                   static)))
+    loss_jit = jax.jit(
+        lambda ps: loss(eqx.combine(jax.tree.unflatten(treedef, ps), static))
+    )
     for j, (p, gp) in enumerate(zip(params, jax.tree.leaves(g), strict=True)):
         flat = np.asarray(p).ravel()
         for idx in range(min(flat.size, 3)):
@@ -121,8 +132,9 @@ def test_finite_differences_agree(method):
 
 
 def test_float32_by_default_and_runs():
-    cell = rc.ELSTM(input_size=3, hidden_size=4, key=jax.random.PRNGKey(0),
-                    dtype=jnp.float32)
+    cell = rc.ELSTM(
+        input_size=3, hidden_size=4, key=jax.random.PRNGKey(0), dtype=jnp.float32
+    )
     assert cell.F.dtype == jnp.float32
     xs = jax.random.normal(jax.random.PRNGKey(1), (5, 3), jnp.float32)
     resets = jnp.zeros(5, bool)
@@ -159,8 +171,7 @@ def test_layer_local_equals_exact_for_one_layer(method):
     xs = jax.random.normal(jax.random.PRNGKey(1), (2, 5, 3))
     resets = jnp.zeros((2, 5), bool)
     g_exact = _two_segment_grad(rc.Stack([layer]), method, xs, resets)
-    g_approx = _two_segment_grad(rc.LayerLocalApproxStack([layer]), method, xs,
-                                 resets)
+    g_approx = _two_segment_grad(rc.LayerLocalApproxStack([layer]), method, xs, resets)
     g_cell = _two_segment_grad(layer, method, xs, resets)
     assert _tree_close(g_approx.layers, g_exact.layers, rtol=1e-12, atol=1e-15)
     assert _tree_close(g_approx.layers[0], g_cell, rtol=1e-12, atol=1e-15)
@@ -179,8 +190,7 @@ def test_layer_local_differs_on_two_layers_but_keeps_its_promises(method):
     diff = jnp.max(jnp.abs(g_exact.layers[0].F - g_approx.layers[0].F))
     assert diff > 1e-3 * jnp.max(jnp.abs(g_exact.layers[0].F))
     # ...while the top layer's gradient only needs its own traces: exact.
-    assert _tree_close(g_approx.layers[1], g_exact.layers[1], rtol=1e-11,
-                       atol=1e-14)
+    assert _tree_close(g_approx.layers[1], g_exact.layers[1], rtol=1e-11, atol=1e-14)
     # The traces it keeps are exactly the exact stack's own-layer blocks.
     _, c_exact = exact.unroll(exact.init_carry(), xs[0], resets[0], method)
     _, c_approx = approx.unroll(approx.init_carry(), xs[0], resets[0], method)
@@ -188,7 +198,8 @@ def test_layer_local_differs_on_two_layers_but_keeps_its_promises(method):
     for g in range(2):
         for j, kind in enumerate(layout.kinds[g]):
             if kind == "diag":
-                np.testing.assert_allclose(c_approx.traces[g][j],
-                                           c_exact.traces[g][j], rtol=1e-12)
+                np.testing.assert_allclose(
+                    c_approx.traces[g][j], c_exact.traces[g][j], rtol=1e-12
+                )
             else:
                 assert c_approx.traces[g][j] is None

@@ -1,4 +1,4 @@
-"""The public RTRL contract shared by every cell: ``init_carry``, ``step``, ``unroll``."""
+"""The RTRL contract every cell shares: ``init_carry``, ``step``, ``unroll``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float
 
 from . import _engine
-from ._engine import LeafInfo, Layout, States, System, Traces
+from ._engine import Layout, LeafInfo, States, System, Traces
 
 Method = Literal["online", "chunked", "bptt"]
 METHODS: tuple[str, ...] = ("online", "chunked", "bptt")
@@ -106,7 +106,7 @@ class AbstractCell(eqx.Module):
         return params, treedef, static
 
     def _layout(self) -> Layout:
-        params, treedef, _ = self._split()
+        params, _, _ = self._split()
         infos = jax.tree.leaves(
             self._leaf_infos(), is_leaf=lambda x: isinstance(x, LeafInfo)
         )

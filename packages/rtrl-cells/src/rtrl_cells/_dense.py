@@ -71,8 +71,9 @@ class GRU(AbstractDenseCell):
 
     rec_fields: ClassVar[tuple[str, ...]] = ("W", "U", "b", "b_hn")
 
-    def __init__(self, *, input_size: int, hidden_size: int, key: PRNGKeyArray,
-                 dtype=None):
+    def __init__(
+        self, *, input_size: int, hidden_size: int, key: PRNGKeyArray, dtype=None
+    ):
         check_sizes(input_size=input_size, hidden_size=hidden_size)
         dtype = default_dtype(dtype)
         N, D = hidden_size, input_size
@@ -122,8 +123,9 @@ class LSTM(AbstractDenseCell):
 
     rec_fields: ClassVar[tuple[str, ...]] = ("W", "U", "b")
 
-    def __init__(self, *, input_size: int, hidden_size: int, key: PRNGKeyArray,
-                 dtype=None):
+    def __init__(
+        self, *, input_size: int, hidden_size: int, key: PRNGKeyArray, dtype=None
+    ):
         check_sizes(input_size=input_size, hidden_size=hidden_size)
         dtype = default_dtype(dtype)
         N, D = hidden_size, input_size

@@ -133,7 +133,8 @@ class Layout:
 def zeros_traces(layout: Layout, dtype: Any) -> Traces:
     return tuple(
         tuple(
-            None if (shape := layout.trace_shape(g, j)) is None
+            None
+            if (shape := layout.trace_shape(g, j)) is None
             else jnp.zeros(shape, dtype)
             for j in range(len(layout.shapes))
         )
@@ -438,8 +439,10 @@ def run_online(
             _, vjp_in = jax.vjp(lambda q: system.core(params, s, q), pre_t)
             (g_pre,) = vjp_in(delta_t)
             s, e = system.trace_step(params, s, x_t, e)
-            g = [a + b for a, b in zip(g, contract(layout, delta_t, e, params),
-                                       strict=True)]
+            g = [
+                a + b
+                for a, b in zip(g, contract(layout, delta_t, e, params), strict=True)
+            ]
             return (s, e, g), g_pre
 
         g0 = [jnp.zeros_like(p) for p in params]

@@ -71,7 +71,11 @@ class LRU(AbstractElementwiseCell):
     D: Float[Array, " D"]
 
     rec_fields: ClassVar[tuple[str, ...]] = (
-        "nu_log", "theta_log", "gamma_log", "B_re", "B_im"
+        "nu_log",
+        "theta_log",
+        "gamma_log",
+        "B_re",
+        "B_im",
     )
 
     def __init__(
@@ -89,8 +93,9 @@ class LRU(AbstractElementwiseCell):
         dtype = default_dtype(dtype)
         N, D = hidden_size, input_size
         ks = jax.random.split(key, 6)
-        self.nu_log, self.theta_log = ring_init(ks[0], N, dtype, r_min, r_max,
-                                                max_phase)
+        self.nu_log, self.theta_log = ring_init(
+            ks[0], N, dtype, r_min, r_max, max_phase
+        )
         mod = jnp.exp(-jnp.exp(self.nu_log))
         self.gamma_log = jnp.log(jnp.sqrt(1 - mod**2))
         self.B_re = jax.random.normal(ks[1], (N, D), dtype) / math.sqrt(2 * D)

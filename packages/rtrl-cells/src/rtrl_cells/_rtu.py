@@ -87,8 +87,9 @@ class RTU(AbstractElementwiseCell):
         dtype = default_dtype(dtype)
         N, D = hidden_size, input_size
         ks = jax.random.split(key, 3)
-        self.nu_log, self.theta_log = ring_init(ks[0], N, dtype, r_min, r_max,
-                                                max_phase)
+        self.nu_log, self.theta_log = ring_init(
+            ks[0], N, dtype, r_min, r_max, max_phase
+        )
         self.W1 = jax.random.normal(ks[1], (N, D), dtype) / math.sqrt(D)
         self.W2 = jax.random.normal(ks[2], (N, D), dtype) / math.sqrt(D)
         self.nonlinear = bool(nonlinear)
@@ -154,10 +155,12 @@ class RTU(AbstractElementwiseCell):
         new = {}
 
         def rotate(E, b1, b2, col):  # col: broadcast unit vectors to E's shape
-            return jnp.stack([
-                col(d1) * (col(g) * E[0] - col(phi) * E[1]) + col(d1) * b1,
-                col(d2) * (col(g) * E[1] + col(phi) * E[0]) + col(d2) * b2,
-            ])
+            return jnp.stack(
+                [
+                    col(d1) * (col(g) * E[0] - col(phi) * E[1]) + col(d1) * b1,
+                    col(d2) * (col(g) * E[1] + col(phi) * E[0]) + col(d2) * b2,
+                ]
+            )
 
         def vec(v):
             return v

@@ -1,4 +1,4 @@
-"""Stacks of element-wise cells: exact multi-layer RTRL and a layer-local approximation."""
+"""Stacks of element-wise cells: exact multi-layer RTRL, and an approximation."""
 
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ class Stack(AbstractStack):
     (``L(L+1)/2`` blocks; Irie et al. 2024, section 5). The dense blocks are
     updated by
 
-        E_{l,m} <- (d s_l / d s_l^-) E_{l,m} + (d s_l / d y_{l-1}) (d y_{l-1} / d theta_m)
+        E_lm <- (d s_l / d s_l^-) E_lm + (d s_l / d y_l-1) (d y_l-1 / d theta_m)
 
     per step ("online"), or, per segment ("chunked"), from one reverse pass per
     state entry of layer ``l``. This is exact and expensive: memory
@@ -129,5 +129,3 @@ class LayerLocalApproxStack(AbstractStack):
 
     def __init__(self, layers: Sequence[AbstractElementwiseCell]):
         self.layers = tuple(layers)
-
-

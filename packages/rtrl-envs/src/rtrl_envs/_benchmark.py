@@ -8,9 +8,7 @@ the medians are compared, so drift in machine load hits both alike.
 from __future__ import annotations
 
 import dataclasses
-import platform
 import statistics
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -188,31 +186,6 @@ def run_benchmark(
             )
         )
     return results
-
-
-def provenance() -> dict[str, Any]:
-    """Versions, device and git commit to store with the figures."""
-    import importlib.metadata as md
-
-    versions = {}
-    for pkg in ("rtrl-envs", "jax", "jaxlib", "numpy", "envpool", "gymnax", "popgym"):
-        try:
-            versions[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            versions[pkg] = None
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = None
-    return {
-        "versions": versions,
-        "device": str(jax.devices()[0]),
-        "machine": platform.platform(),
-        "processor": platform.processor(),
-        "git_commit": commit,
-    }
 
 
 def format_table(results: Sequence[BenchmarkResult]) -> str:

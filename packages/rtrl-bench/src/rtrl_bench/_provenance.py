@@ -1,0 +1,50 @@
+"""What produced a result: package versions, JAX, device, machine, git commit."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import platform
+import subprocess
+from typing import Any
+
+PACKAGES = (
+    "rtrl-cells",
+    "rtrl-envs",
+    "rtrl-agents",
+    "rtrl-bench",
+    "jax",
+    "jaxlib",
+    "equinox",
+    "optax",
+    "numpy",
+    "envpool",
+    "gymnax",
+    "popgym",
+)
+
+
+def provenance() -> dict[str, Any]:
+    """Versions, device and git commit, to be stored beside every result."""
+    import jax
+
+    versions = {}
+    for pkg in PACKAGES:
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            versions[pkg] = None
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = None
+    return {
+        "versions": versions,
+        "device": str(jax.devices()[0]),
+        "backend": jax.default_backend(),
+        "machine": platform.platform(),
+        "processor": platform.processor(),
+        "python": platform.python_version(),
+        "git_commit": commit,
+    }
