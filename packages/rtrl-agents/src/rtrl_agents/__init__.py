@@ -1,0 +1,67 @@
+"""rtrl-agents: R2AC, PPO and streaming actor-critic agents on rtrl-cells cores."""
+
+from ._config import CoreConfig as CoreConfig
+from ._config import HeadConfig as HeadConfig
+from ._config import LoopConfig as LoopConfig
+from ._config import NetworkConfig as NetworkConfig
+from ._config import R2ACConfig as R2ACConfig
+from ._config import TorsoConfig as TorsoConfig
+from ._config import impala_network as impala_network
+from ._config import rtu_ppo_network as rtu_ppo_network
+from ._core import ActorOutput as ActorOutput
+from ._core import AgentState as AgentState
+from ._core import Trajectory as Trajectory
+from ._env import EnvironmentLike as EnvironmentLike
+from ._env import EnvSpecLike as EnvSpecLike
+from ._env import TimeStepLike as TimeStepLike
+from ._loop import RunnerState as RunnerState
+from ._loop import init_runner as init_runner
+from ._loop import make_train as make_train
+from ._loop import run_updates as run_updates
+from ._losses import gae as gae
+from ._losses import ppo_clip_loss as ppo_clip_loss
+from ._losses import transitions as transitions
+from ._losses import vtrace as vtrace
+from ._losses import vtrace_actor_critic_loss as vtrace_actor_critic_loss
+from ._networks import ActorCriticNet as ActorCriticNet
+from ._networks import CategoricalHead as CategoricalHead
+from ._networks import GaussianHead as GaussianHead
+from ._networks import ImpalaTorso as ImpalaTorso
+from ._networks import MLPTorso as MLPTorso
+from ._networks import ValueHead as ValueHead
+from ._r2ac import R2AC as R2AC
+
+__all__ = [
+    "ActorCriticNet",
+    "ActorOutput",
+    "AgentState",
+    "CategoricalHead",
+    "CoreConfig",
+    "EnvSpecLike",
+    "EnvironmentLike",
+    "GaussianHead",
+    "HeadConfig",
+    "ImpalaTorso",
+    "LoopConfig",
+    "MLPTorso",
+    "NetworkConfig",
+    "R2AC",
+    "R2ACConfig",
+    "RunnerState",
+    "TimeStepLike",
+    "TorsoConfig",
+    "Trajectory",
+    "ValueHead",
+    "gae",
+    "impala_network",
+    "init_runner",
+    "make_train",
+    "ppo_clip_loss",
+    "rtu_ppo_network",
+    "run_updates",
+    "transitions",
+    "vtrace",
+    "vtrace_actor_critic_loss",
+]
+
+__version__ = "0.1.0"

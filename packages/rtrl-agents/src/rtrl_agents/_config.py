@@ -1,0 +1,460 @@
+"""Typed, frozen, validated configurations with the seeds' defaults.
+
+Every field has a docstring; ``__post_init__`` raises a one-line ``ValueError``
+that says what to do, at construction, before anything is compiled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+CELLS: tuple[str, ...] = ("elstm", "lru", "rtu", "gru", "lstm", "none")
+CORE_METHODS: tuple[str, ...] = ("rtrl", "rtrl-online", "tbptt")
+ACTIVATIONS: tuple[str, ...] = ("relu", "tanh")
+
+CellName = Literal["elstm", "lru", "rtu", "gru", "lstm", "none"]
+CoreMethod = Literal["rtrl", "rtrl-online", "tbptt"]
+Activation = Literal["relu", "tanh"]
+
+
+def _positive_int(owner: str, **values: object) -> None:
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(
+                f"{owner}.{name} must be a positive int, got {value!r}; "
+                f"pass a value >= 1."
+            )
+
+
+def _sizes(owner: str, name: str, values: object, allow_empty: bool = True) -> None:
+    if not isinstance(values, tuple):
+        raise ValueError(f"{owner}.{name} must be a tuple of ints, got {values!r}.")
+    if not allow_empty and not values:
+        raise ValueError(f"{owner}.{name} must not be empty.")
+    for v in values:
+        _positive_int(owner, **{name: v})
+
+
+def _choice(owner: str, name: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(
+            f"{owner}.{name}={value!r} is unknown; use one of {', '.join(choices)}."
+        )
+
+
+def _in_range(owner: str, name: str, value: object, lo: float, hi: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{owner}.{name} must be a number, got {value!r}.")
+    if not lo <= value <= hi:
+        raise ValueError(f"{owner}.{name}={value!r} must lie in [{lo}, {hi}].")
+
+
+def _positive(owner: str, name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ValueError(f"{owner}.{name} must be a positive number, got {value!r}.")
+
+
+def _non_negative(owner: str, name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ValueError(f"{owner}.{name} must be >= 0, got {value!r}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class TorsoConfig:
+    """The observation encoder in front of the recurrent core."""
+
+    kind: Literal["mlp", "impala"] = "mlp"
+    """``"mlp"`` for vector observations, ``"impala"`` for pixels (the deep ResNet)."""
+
+    hidden_sizes: tuple[int, ...] = (64,)
+    """MLP layer widths (``kind="mlp"``); empty passes the observation through."""
+
+    activation: Activation = "relu"
+    """MLP non-linearity: ``"relu"`` or ``"tanh"``."""
+
+    channels: tuple[int, ...] = (16, 32, 32)
+    """IMPALA stage channels (``kind="impala"``)."""
+
+    blocks_per_stage: int = 2
+    """IMPALA residual blocks per stage."""
+
+    fc_size: int = 256
+    """IMPALA fully connected output width."""
+
+    channels_first: bool = True
+    """IMPALA observation layout: ``(C, H, W)`` if true (envpool), else ``(H, W, C)``."""
+
+    reward_input: bool = True
+    """Concatenate the clipped previous reward to the torso output (the seed's D+1)."""
+
+    def __post_init__(self) -> None:
+        _choice("TorsoConfig", "kind", self.kind, ("mlp", "impala"))
+        _sizes("TorsoConfig", "hidden_sizes", self.hidden_sizes)
+        _choice("TorsoConfig", "activation", self.activation, ACTIVATIONS)
+        _sizes("TorsoConfig", "channels", self.channels, allow_empty=False)
+        _positive_int(
+            "TorsoConfig", blocks_per_stage=self.blocks_per_stage, fc_size=self.fc_size
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class CoreConfig:
+    """The recurrent core: an rtrl-cells cell and how its gradient is computed."""
+
+    cell: CellName = "elstm"
+    """``"elstm"``, ``"lru"``, ``"rtu"``, ``"gru"``, ``"lstm"``, or ``"none"``
+    (feedforward baseline)."""
+
+    hidden_size: int = 256
+    """Units of the cell (N)."""
+
+    method: CoreMethod = "rtrl"
+    """``"rtrl"`` (exact chunked RTRL in the learner), ``"rtrl-online"`` (exact,
+    a scan of online steps) or ``"tbptt"`` (gradients stop at the rollout start)."""
+
+    rtu_nonlinear: bool = True
+    """RTU only: non-linear (activation inside the recurrence) or linear RTU."""
+
+    rtu_activation: Activation = "relu"
+    """RTU only: ``"relu"`` or ``"tanh"``."""
+
+    r_min: float = 0.0
+    """LRU/RTU only: smallest initial eigenvalue modulus (ring init)."""
+
+    r_max: float = 1.0
+    """LRU/RTU only: largest initial eigenvalue modulus (ring init)."""
+
+    def __post_init__(self) -> None:
+        _choice("CoreConfig", "cell", self.cell, CELLS)
+        _positive_int("CoreConfig", hidden_size=self.hidden_size)
+        _choice("CoreConfig", "method", self.method, CORE_METHODS)
+        _choice("CoreConfig", "rtu_activation", self.rtu_activation, ACTIVATIONS)
+        _in_range("CoreConfig", "r_min", self.r_min, 0.0, 1.0)
+        _in_range("CoreConfig", "r_max", self.r_max, 0.0, 1.0)
+        if self.r_min > self.r_max:
+            raise ValueError(
+                f"CoreConfig.r_min={self.r_min} exceeds r_max={self.r_max}; swap them."
+            )
+
+    @property
+    def recurrent(self) -> bool:
+        """False for the feedforward baseline (``cell="none"``)."""
+        return self.cell != "none"
+
+
+@dataclasses.dataclass(frozen=True)
+class HeadConfig:
+    """Policy and value heads on top of the core."""
+
+    hidden_sizes: tuple[int, ...] = ()
+    """Hidden layers of each head (the RTU paper uses ``(64,)`` with tanh)."""
+
+    activation: Activation = "tanh"
+    """Hidden-layer non-linearity of the heads."""
+
+    distribution: Literal["auto", "categorical", "gaussian"] = "auto"
+    """Policy distribution; ``"auto"`` picks categorical for discrete action
+    spaces and a diagonal Gaussian for continuous ones."""
+
+    init_log_std: float = 0.0
+    """Gaussian policy only: initial state-independent log standard deviation."""
+
+    def __post_init__(self) -> None:
+        _sizes("HeadConfig", "hidden_sizes", self.hidden_sizes)
+        _choice("HeadConfig", "activation", self.activation, ACTIVATIONS)
+        _choice(
+            "HeadConfig",
+            "distribution",
+            self.distribution,
+            ("auto", "categorical", "gaussian"),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkConfig:
+    """Torso -> core -> policy and value heads."""
+
+    torso: TorsoConfig = dataclasses.field(default_factory=TorsoConfig)
+    """The observation encoder."""
+
+    core: CoreConfig = dataclasses.field(default_factory=CoreConfig)
+    """The recurrent core and its gradient method."""
+
+    heads: HeadConfig = dataclasses.field(default_factory=HeadConfig)
+    """The policy and value heads."""
+
+    def __post_init__(self) -> None:
+        for name, kind in (
+            ("torso", TorsoConfig),
+            ("core", CoreConfig),
+            ("heads", HeadConfig),
+        ):
+            if not isinstance(getattr(self, name), kind):
+                raise ValueError(
+                    f"NetworkConfig.{name} must be a {kind.__name__}, "
+                    f"got {type(getattr(self, name)).__name__}."
+                )
+
+
+def impala_network(hidden_size: int = 256, method: CoreMethod = "rtrl") -> NetworkConfig:
+    """The seed's R2AC network: IMPALA ResNet torso, eLSTM core, linear heads."""
+    return NetworkConfig(
+        torso=TorsoConfig(kind="impala"),
+        core=CoreConfig(cell="elstm", hidden_size=hidden_size, method=method),
+    )
+
+
+def rtu_ppo_network(method: CoreMethod = "rtrl") -> NetworkConfig:
+    """The RTU paper's PPO network: Dense 64 tanh -> RTU(192) -> heads 64 tanh."""
+    return NetworkConfig(
+        torso=TorsoConfig(
+            kind="mlp", hidden_sizes=(64,), activation="tanh", reward_input=False
+        ),
+        core=CoreConfig(cell="rtu", hidden_size=192, method=method),
+        heads=HeadConfig(hidden_sizes=(64,), activation="tanh"),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class R2ACConfig:
+    """R2AC (Irie et al. 2024): IMPALA's V-trace actor-critic on an RTRL core."""
+
+    network: NetworkConfig = dataclasses.field(default_factory=impala_network)
+    """The network (default: IMPALA torso + eLSTM(256), the seed's Atari setting)."""
+
+    rollout_length: int = 50
+    """M: steps per rollout; the update period and the V-trace horizon (and, for
+    TBPTT only, the backprop span)."""
+
+    discount: float = 0.99
+    """Discount gamma."""
+
+    baseline_cost: float = 0.5
+    """Weight of the value loss ``0.5 * sum (v_s - V)^2``."""
+
+    entropy_cost: float = 0.01
+    """Weight of the negative entropy."""
+
+    learning_rate: float = 6e-4
+    """Initial RMSProp step size, decayed linearly to 0 over ``decay_updates``."""
+
+    decay_updates: int | None = None
+    """Updates over which the step size decays linearly to 0; ``None`` keeps it
+    constant (the loops set it to the run's length)."""
+
+    rms_decay: float = 0.99
+    """RMSProp alpha."""
+
+    rms_eps: float = 0.01
+    """RMSProp epsilon, added outside the square root (PyTorch's convention)."""
+
+    max_grad_norm: float = 40.0
+    """Global-norm gradient clip over all parameters."""
+
+    reward_clip: float | None = 1.0
+    """Clip rewards to ``[-c, c]`` in the loss and the reward input; ``None``: no
+    clipping."""
+
+    clip_rho: float = 1.0
+    """V-trace rho_bar (importance weight clip of the value targets)."""
+
+    clip_c: float = 1.0
+    """V-trace c_bar (trace cutting)."""
+
+    clip_pg_rho: float = 1.0
+    """Importance weight clip of the policy-gradient advantage."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.network, NetworkConfig):
+            raise ValueError("R2ACConfig.network must be a NetworkConfig.")
+        _positive_int("R2ACConfig", rollout_length=self.rollout_length)
+        _in_range("R2ACConfig", "discount", self.discount, 0.0, 1.0)
+        _non_negative("R2ACConfig", "baseline_cost", self.baseline_cost)
+        _non_negative("R2ACConfig", "entropy_cost", self.entropy_cost)
+        _positive("R2ACConfig", "learning_rate", self.learning_rate)
+        if self.decay_updates is not None:
+            _positive_int("R2ACConfig", decay_updates=self.decay_updates)
+        _in_range("R2ACConfig", "rms_decay", self.rms_decay, 0.0, 1.0)
+        _positive("R2ACConfig", "rms_eps", self.rms_eps)
+        _positive("R2ACConfig", "max_grad_norm", self.max_grad_norm)
+        if self.reward_clip is not None:
+            _positive("R2ACConfig", "reward_clip", self.reward_clip)
+        for name in ("clip_rho", "clip_c", "clip_pg_rho"):
+            _positive("R2ACConfig", name, getattr(self, name))
+
+
+@dataclasses.dataclass(frozen=True)
+class PPOConfig:
+    """PPO on an RTRL core (Elelimy et al. 2024's recipe as defaults)."""
+
+    network: NetworkConfig = dataclasses.field(default_factory=rtu_ppo_network)
+    """The network (default: Dense 64 tanh -> RTU(192) -> heads 64 tanh)."""
+
+    rollout_length: int = 2048
+    """Steps per environment per rollout."""
+
+    num_epochs: int = 4
+    """Passes over each rollout."""
+
+    num_minibatches: int = 32
+    """Minibatches per epoch."""
+
+    sequence_length: int = 1
+    """Length of the training sequences, each re-run from the carry stored before
+    its first step. 1 is the paper's recipe for RTRL (single steps re-stepped from
+    stored state and traces); for ``tbptt`` it is the backprop window."""
+
+    traces: Literal["stale", "refresh"] = "stale"
+    """``"stale"``: stored carries (state and RTRL traces) come from the actor and
+    are reused by every epoch (the paper's default, better on Ant-P);
+    ``"refresh"``: before each epoch they are recomputed by re-running the rollout
+    with the current parameters."""
+
+    learning_rate: float = 1e-4
+    """Adam step size."""
+
+    adam_eps: float = 1e-5
+    """Adam epsilon."""
+
+    max_grad_norm: float = 0.5
+    """Global-norm gradient clip."""
+
+    clip_eps: float = 0.2
+    """PPO ratio clip."""
+
+    value_cost: float = 0.5
+    """Weight of the value loss."""
+
+    entropy_cost: float = 0.0
+    """Weight of the negative entropy."""
+
+    discount: float = 0.99
+    """Discount gamma."""
+
+    gae_lambda: float = 0.95
+    """GAE lambda."""
+
+    normalize_advantages: bool = True
+    """Standardise advantages per minibatch."""
+
+    reward_clip: float | None = None
+    """Clip rewards to ``[-c, c]``; ``None``: no clipping."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.network, NetworkConfig):
+            raise ValueError("PPOConfig.network must be a NetworkConfig.")
+        _positive_int(
+            "PPOConfig",
+            rollout_length=self.rollout_length,
+            num_epochs=self.num_epochs,
+            num_minibatches=self.num_minibatches,
+            sequence_length=self.sequence_length,
+        )
+        if self.rollout_length % self.sequence_length:
+            raise ValueError(
+                f"PPOConfig.sequence_length={self.sequence_length} must divide "
+                f"rollout_length={self.rollout_length}."
+            )
+        _choice("PPOConfig", "traces", self.traces, ("stale", "refresh"))
+        _positive("PPOConfig", "learning_rate", self.learning_rate)
+        _positive("PPOConfig", "adam_eps", self.adam_eps)
+        _positive("PPOConfig", "max_grad_norm", self.max_grad_norm)
+        _positive("PPOConfig", "clip_eps", self.clip_eps)
+        _non_negative("PPOConfig", "value_cost", self.value_cost)
+        _non_negative("PPOConfig", "entropy_cost", self.entropy_cost)
+        _in_range("PPOConfig", "discount", self.discount, 0.0, 1.0)
+        _in_range("PPOConfig", "gae_lambda", self.gae_lambda, 0.0, 1.0)
+        if self.reward_clip is not None:
+            _positive("PPOConfig", "reward_clip", self.reward_clip)
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamingACConfig:
+    """Streaming actor-critic: one update per environment step (online RTRL).
+
+    TD(lambda) actor and critic with eligibility traces and the ObGD step-size
+    bound (Elsayed, Vasan and Mahmood 2024, "Streaming deep reinforcement learning
+    finally works"): the effective step never overshoots the TD error.
+    """
+
+    network: NetworkConfig = dataclasses.field(
+        default_factory=lambda: NetworkConfig(
+            torso=TorsoConfig(hidden_sizes=(64,), reward_input=False),
+            core=CoreConfig(cell="elstm", hidden_size=64, method="rtrl-online"),
+        )
+    )
+    """The network; its core is stepped with online RTRL."""
+
+    discount: float = 0.99
+    """Discount gamma."""
+
+    trace_lambda: float = 0.8
+    """Eligibility-trace decay lambda of actor and critic."""
+
+    actor_learning_rate: float = 1.0
+    """ObGD step size of the actor."""
+
+    critic_learning_rate: float = 1.0
+    """ObGD step size of the critic."""
+
+    actor_kappa: float = 3.0
+    """ObGD bound of the actor."""
+
+    critic_kappa: float = 2.0
+    """ObGD bound of the critic."""
+
+    entropy_cost: float = 0.01
+    """Entropy bonus folded into the actor's eligibility trace."""
+
+    reward_clip: float | None = None
+    """Clip rewards to ``[-c, c]``; ``None``: no clipping."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.network, NetworkConfig):
+            raise ValueError("StreamingACConfig.network must be a NetworkConfig.")
+        _in_range("StreamingACConfig", "discount", self.discount, 0.0, 1.0)
+        _in_range("StreamingACConfig", "trace_lambda", self.trace_lambda, 0.0, 1.0)
+        for name in (
+            "actor_learning_rate",
+            "critic_learning_rate",
+            "actor_kappa",
+            "critic_kappa",
+        ):
+            _positive("StreamingACConfig", name, getattr(self, name))
+        _non_negative("StreamingACConfig", "entropy_cost", self.entropy_cost)
+        if self.reward_clip is not None:
+            _positive("StreamingACConfig", "reward_clip", self.reward_clip)
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopConfig:
+    """How long a run lasts and how often it reports and checkpoints."""
+
+    num_updates: int = 1000
+    """Agent updates in the run."""
+
+    log_every: int = 10
+    """K: updates per device call; metrics leave the device once per K updates."""
+
+    checkpoint_every: int | None = None
+    """Save a checkpoint every this many updates (a multiple of ``log_every``);
+    ``None``: no checkpoints."""
+
+    keep_checkpoints: int = 3
+    """How many of the latest checkpoints to keep."""
+
+    def __post_init__(self) -> None:
+        _positive_int(
+            "LoopConfig",
+            num_updates=self.num_updates,
+            log_every=self.log_every,
+            keep_checkpoints=self.keep_checkpoints,
+        )
+        if self.checkpoint_every is not None:
+            _positive_int("LoopConfig", checkpoint_every=self.checkpoint_every)
+            if self.checkpoint_every % self.log_every:
+                raise ValueError(
+                    f"LoopConfig.checkpoint_every={self.checkpoint_every} must be a "
+                    f"multiple of log_every={self.log_every}."
+                )

@@ -1,0 +1,457 @@
+"""Torsos, policy and value heads, and the recurrent actor-critic network.
+
+Everything is an unbatched, single-stream Equinox module; batch with ``jax.vmap``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import rtrl_cells as rc
+from jaxtyping import Array, Bool, Float, PRNGKeyArray
+
+from ._config import CoreConfig, HeadConfig, NetworkConfig, TorsoConfig
+from ._env import action_dim, is_discrete
+
+# The agents' method names -> the cell's unroll methods (learner side).
+LEARNER_METHOD = {"rtrl": "chunked", "rtrl-online": "online", "tbptt": "bptt"}
+# What the actor runs per step: RTRL must advance the traces, TBPTT need not.
+ACTOR_METHOD = {"rtrl": "online", "rtrl-online": "online", "tbptt": "bptt"}
+
+_ACT = {"relu": jax.nn.relu, "tanh": jnp.tanh}
+
+
+def _act(name: str):
+    return _ACT[name]
+
+
+class MLPTorso(eqx.Module):
+    """A multi-layer perceptron for vector observations (flattened first)."""
+
+    layers: tuple[eqx.nn.Linear, ...]
+    activation: str = eqx.field(static=True)
+    out_size: int = eqx.field(static=True)
+
+    def __init__(self, in_size: int, config: TorsoConfig, *, key: PRNGKeyArray):
+        sizes = (in_size, *config.hidden_sizes)
+        keys = jax.random.split(key, max(len(sizes) - 1, 1))
+        self.layers = tuple(
+            eqx.nn.Linear(a, b, key=k)
+            for a, b, k in zip(sizes[:-1], sizes[1:], keys, strict=False)
+        )
+        self.activation = config.activation
+        self.out_size = sizes[-1]
+
+    def __call__(self, obs: Array) -> Float[Array, " F"]:
+        h = jnp.ravel(obs).astype(_float_dtype())
+        for layer in self.layers:
+            h = _act(self.activation)(layer(h))
+        return h
+
+
+class _ResidualBlock(eqx.Module):
+    conv0: eqx.nn.Conv2d
+    conv1: eqx.nn.Conv2d
+
+    def __init__(self, channels: int, *, key: PRNGKeyArray):
+        k0, k1 = jax.random.split(key)
+        self.conv0 = eqx.nn.Conv2d(channels, channels, 3, padding=1, key=k0)
+        self.conv1 = eqx.nn.Conv2d(channels, channels, 3, padding=1, key=k1)
+
+    def __call__(self, x: Array) -> Array:
+        h = self.conv0(jax.nn.relu(x))
+        h = self.conv1(jax.nn.relu(h))
+        return x + h
+
+
+class _ImpalaStage(eqx.Module):
+    conv: eqx.nn.Conv2d
+    pool: eqx.nn.MaxPool2d
+    blocks: tuple[_ResidualBlock, ...]
+
+    def __init__(self, in_ch: int, out_ch: int, num_blocks: int, *, key):
+        keys = jax.random.split(key, num_blocks + 1)
+        self.conv = eqx.nn.Conv2d(in_ch, out_ch, 3, padding=1, key=keys[0])
+        self.pool = eqx.nn.MaxPool2d(3, stride=2, padding=1)
+        self.blocks = tuple(_ResidualBlock(out_ch, key=k) for k in keys[1:])
+
+    def __call__(self, x: Array) -> Array:
+        x = self.pool(self.conv(x))
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+
+class ImpalaTorso(eqx.Module):
+    """IMPALA's deep ResNet (Espeholt et al. 2018), as in Irie et al. 2024.
+
+    Stages of conv 3x3 -> max-pool 3x3 stride 2 -> residual blocks of
+    ReLU-conv-ReLU-conv; then ReLU, flatten, a fully connected layer with ReLU.
+    ``uint8`` pixels are scaled to ``[0, 1]``.
+    """
+
+    stages: tuple[_ImpalaStage, ...]
+    fc: eqx.nn.Linear
+    channels_first: bool = eqx.field(static=True)
+    out_size: int = eqx.field(static=True)
+
+    def __init__(
+        self, obs_shape: tuple[int, ...], config: TorsoConfig, *, key: PRNGKeyArray
+    ):
+        if len(obs_shape) != 3:
+            raise ValueError(
+                f"the IMPALA torso needs image observations of rank 3, got shape "
+                f"{obs_shape}; use TorsoConfig(kind='mlp') for vectors."
+            )
+        c, h, w = obs_shape if config.channels_first else (obs_shape[2], *obs_shape[:2])
+        keys = jax.random.split(key, len(config.channels) + 1)
+        stages = []
+        for out_ch, k in zip(config.channels, keys[:-1], strict=False):
+            stages.append(_ImpalaStage(c, out_ch, config.blocks_per_stage, key=k))
+            c, h, w = out_ch, math.ceil(h / 2), math.ceil(w / 2)
+        self.stages = tuple(stages)
+        self.fc = eqx.nn.Linear(c * h * w, config.fc_size, key=keys[-1])
+        self.channels_first = config.channels_first
+        self.out_size = config.fc_size
+
+    def __call__(self, obs: Array) -> Float[Array, " F"]:
+        x = obs
+        if not self.channels_first:
+            x = jnp.transpose(x, (2, 0, 1))
+        if jnp.issubdtype(x.dtype, jnp.integer):
+            x = x.astype(_float_dtype()) / 255.0
+        x = x.astype(_float_dtype())
+        for stage in self.stages:
+            x = stage(x)
+        x = jax.nn.relu(x).reshape(-1)
+        return jax.nn.relu(self.fc(x))
+
+
+class _MLPHead(eqx.Module):
+    layers: tuple[eqx.nn.Linear, ...]
+    activation: str = eqx.field(static=True)
+
+    def __init__(self, in_size, hidden, out_size, activation, *, key, scale=1.0):
+        sizes = (in_size, *hidden, out_size)
+        keys = jax.random.split(key, len(sizes) - 1)
+        layers = [
+            eqx.nn.Linear(a, b, key=k)
+            for a, b, k in zip(sizes[:-1], sizes[1:], keys, strict=True)
+        ]
+        last = layers[-1]
+        layers[-1] = eqx.tree_at(lambda m: m.weight, last, last.weight * scale)
+        self.layers = tuple(layers)
+        self.activation = activation
+
+    def __call__(self, h: Array) -> Array:
+        for layer in self.layers[:-1]:
+            h = _act(self.activation)(layer(h))
+        return self.layers[-1](h)
+
+
+class AbstractPolicyHead(eqx.Module):
+    """A policy head: features -> distribution parameters (one flat array).
+
+    The distribution functions take those parameters, so trajectories can store
+    the behaviour policy as a plain array.
+    """
+
+    def __call__(self, h: Array) -> Array:
+        raise NotImplementedError
+
+    def sample(self, key: PRNGKeyArray, params: Array) -> Array:
+        raise NotImplementedError
+
+    def mode(self, params: Array) -> Array:
+        raise NotImplementedError
+
+    def log_prob(self, params: Array, action: Array) -> Array:
+        raise NotImplementedError
+
+    def entropy(self, params: Array) -> Array:
+        raise NotImplementedError
+
+
+class CategoricalHead(AbstractPolicyHead):
+    """Softmax policy over ``n`` actions; parameters are the logits."""
+
+    mlp: _MLPHead
+    num_actions: int = eqx.field(static=True)
+
+    def __init__(self, in_size: int, num_actions: int, config: HeadConfig, *, key):
+        self.mlp = _MLPHead(
+            in_size, config.hidden_sizes, num_actions, config.activation, key=key
+        )
+        self.num_actions = num_actions
+
+    def __call__(self, h: Array) -> Float[Array, " A"]:
+        return self.mlp(h)
+
+    def sample(self, key, params):
+        return jax.random.categorical(key, params).astype(jnp.int32)
+
+    def mode(self, params):
+        return jnp.argmax(params).astype(jnp.int32)
+
+    def log_prob(self, params, action):
+        return jax.nn.log_softmax(params)[action]
+
+    def entropy(self, params):
+        logp = jax.nn.log_softmax(params)
+        return -jnp.sum(jnp.exp(logp) * logp)
+
+
+class GaussianHead(AbstractPolicyHead):
+    """Diagonal Gaussian with a state-independent log standard deviation.
+
+    Parameters are ``[mean; log_std]``. Actions are not squashed; the environment
+    clips to its bounds.
+    """
+
+    mlp: _MLPHead
+    log_std: Array
+    shape: tuple[int, ...] = eqx.field(static=True)
+
+    def __init__(self, in_size: int, shape, config: HeadConfig, *, key):
+        self.shape = tuple(int(d) for d in shape)
+        dim = math.prod(self.shape)
+        self.mlp = _MLPHead(
+            in_size, config.hidden_sizes, dim, config.activation, key=key, scale=0.01
+        )
+        self.log_std = jnp.full((dim,), config.init_log_std, _float_dtype())
+
+    def __call__(self, h):
+        mean = self.mlp(h)
+        return jnp.concatenate([mean, jnp.broadcast_to(self.log_std, mean.shape)])
+
+    def _split(self, params):
+        dim = params.shape[-1] // 2
+        return params[:dim], params[dim:]
+
+    def sample(self, key, params):
+        mean, log_std = self._split(params)
+        eps = jax.random.normal(key, mean.shape, mean.dtype)
+        return (mean + jnp.exp(log_std) * eps).reshape(self.shape)
+
+    def mode(self, params):
+        return self._split(params)[0].reshape(self.shape)
+
+    def log_prob(self, params, action):
+        mean, log_std = self._split(params)
+        a = jnp.reshape(action, mean.shape)
+        z = (a - mean) * jnp.exp(-log_std)
+        return jnp.sum(-0.5 * z**2 - log_std - 0.5 * jnp.log(2 * jnp.pi))
+
+    def entropy(self, params):
+        _, log_std = self._split(params)
+        return jnp.sum(log_std + 0.5 * jnp.log(2 * jnp.pi * jnp.e))
+
+
+class ValueHead(eqx.Module):
+    """Features -> scalar state value."""
+
+    mlp: _MLPHead
+
+    def __init__(self, in_size: int, config: HeadConfig, *, key):
+        self.mlp = _MLPHead(in_size, config.hidden_sizes, 1, config.activation, key=key)
+
+    def __call__(self, h: Array) -> Float[Array, ""]:
+        return self.mlp(h)[0]
+
+
+def make_cell(config: CoreConfig, input_size: int, *, key) -> rc.AbstractCell:
+    """Builds the rtrl-cells cell that ``config`` names."""
+    n = config.hidden_size
+    if config.cell == "elstm":
+        return rc.ELSTM(input_size=input_size, hidden_size=n, key=key)
+    if config.cell == "lru":
+        return rc.LRU(
+            input_size=input_size,
+            hidden_size=n,
+            key=key,
+            r_min=config.r_min,
+            r_max=config.r_max,
+        )
+    if config.cell == "rtu":
+        return rc.RTU(
+            input_size=input_size,
+            hidden_size=n,
+            nonlinear=config.rtu_nonlinear,
+            activation=config.rtu_activation,
+            key=key,
+            r_min=config.r_min,
+            r_max=config.r_max,
+        )
+    if config.cell == "gru":
+        return rc.GRU(input_size=input_size, hidden_size=n, key=key)
+    if config.cell == "lstm":
+        return rc.LSTM(input_size=input_size, hidden_size=n, key=key)
+    raise ValueError(f"no cell for CoreConfig.cell={config.cell!r}")
+
+
+def check_action_space(config: HeadConfig, action_space: Any) -> str:
+    """The policy distribution for ``action_space``, or a ValueError saying why not."""
+    discrete = is_discrete(action_space)
+    continuous = not discrete and hasattr(action_space, "shape")
+    if not (discrete or continuous):
+        raise ValueError(
+            f"action space {action_space!r} is neither discrete (has .n) nor "
+            f"continuous (has .shape); the policy heads serve only those."
+        )
+    want = "categorical" if discrete else "gaussian"
+    if config.distribution not in ("auto", want):
+        raise ValueError(
+            f"HeadConfig.distribution={config.distribution!r} cannot serve a "
+            f"{'discrete' if discrete else 'continuous'} action space; use "
+            f"{want!r} or 'auto'."
+        )
+    if discrete and int(action_space.n) < 1:
+        raise ValueError(f"a discrete action space needs n >= 1, got {action_space.n}")
+    return want
+
+
+class ActorCriticNet(eqx.Module):
+    """Torso -> (clipped previous reward) -> recurrent core -> policy, value.
+
+    One stream, unbatched. ``core`` is any rtrl-cells cell, or ``None`` for the
+    feedforward baseline (whose carry is a dummy scalar). The gradient method is
+    a static field: ``"rtrl"``, ``"rtrl-online"`` or ``"tbptt"``.
+    """
+
+    torso: MLPTorso | ImpalaTorso
+    core: rc.AbstractCell | None
+    policy: AbstractPolicyHead
+    value: ValueHead
+    method: str = eqx.field(static=True)
+    reward_input: bool = eqx.field(static=True)
+    reward_clip: float | None = eqx.field(static=True)
+
+    def __init__(
+        self,
+        config: NetworkConfig,
+        obs_shape: tuple[int, ...],
+        action_space: Any,
+        *,
+        key: PRNGKeyArray,
+        reward_clip: float | None = 1.0,
+        cell: rc.AbstractCell | None = None,
+    ):
+        """Builds the network.
+
+        Args:
+            config: the network configuration.
+            obs_shape: one stream's observation shape.
+            action_space: ``Discrete``-like (``n``) or ``Box``-like (``shape``).
+            key: PRNG key for the parameters.
+            reward_clip: clip of the reward input (``None``: unclipped).
+            cell: an rtrl-cells cell to use instead of the one ``config.core``
+                names (any cell; its ``input_size`` must match the torso).
+        """
+        dist = check_action_space(config.heads, action_space)
+        k_torso, k_core, k_pi, k_v = jax.random.split(key, 4)
+        if config.torso.kind == "impala":
+            self.torso = ImpalaTorso(tuple(obs_shape), config.torso, key=k_torso)
+        else:
+            size = math.prod(obs_shape)
+            if size < 1:
+                raise ValueError(f"observation shape {obs_shape} has no entries.")
+            self.torso = MLPTorso(size, config.torso, key=k_torso)
+        core_in = self.torso.out_size + int(config.torso.reward_input)
+        if cell is not None:
+            if cell.input_size != core_in:
+                raise ValueError(
+                    f"the given cell takes inputs of size {cell.input_size}, but the "
+                    f"torso gives {core_in}; build it with input_size={core_in}."
+                )
+            self.core = cell
+        elif config.core.recurrent:
+            self.core = make_cell(config.core, core_in, key=k_core)
+        else:
+            self.core = None
+        feat = core_in if self.core is None else self.core.output_size
+        if dist == "categorical":
+            self.policy = CategoricalHead(
+                feat, action_dim(action_space), config.heads, key=k_pi
+            )
+        else:
+            self.policy = GaussianHead(
+                feat, tuple(action_space.shape), config.heads, key=k_pi
+            )
+        self.value = ValueHead(feat, config.heads, key=k_v)
+        self.method = config.core.method
+        self.reward_input = config.torso.reward_input
+        self.reward_clip = reward_clip
+
+    def initial_carry(self) -> Any:
+        """The carry of one stream at the start of an episode."""
+        if self.core is None:
+            return jnp.zeros((), _float_dtype())
+        return self.core.init_carry()
+
+    def _features(self, obs: Array, reward: Array) -> Array:
+        feats = jax.vmap(self.torso)(obs)
+        if self.reward_input:
+            r = reward.astype(feats.dtype)
+            if self.reward_clip is not None:
+                r = jnp.clip(r, -self.reward_clip, self.reward_clip)
+            feats = jnp.concatenate([feats, r[:, None]], axis=-1)
+        return feats
+
+    def unroll(
+        self,
+        carry: Any,
+        obs: Array,
+        reward: Float[Array, " T"],
+        first: Bool[Array, " T"],
+        method: str | None = None,
+    ) -> tuple[Array, Float[Array, " T"], Any]:
+        """Runs ``T`` steps of one stream from ``carry``.
+
+        Args:
+            carry: from :meth:`initial_carry` or an earlier call.
+            obs: observations ``(T, *obs_shape)``.
+            reward: the reward that arrived with each observation, ``(T,)``.
+            first: ``first`` flags ``(T,)`` (the cell's resets).
+            method: the cell's unroll method (``"chunked"``, ``"online"``,
+                ``"bptt"``); default: the learner's method for ``self.method``.
+
+        Returns:
+            ``(policy_params (T, P), values (T,), carry_T)``.
+        """
+        feats = self._features(obs, reward)
+        if self.core is None:
+            hs, carry_T = feats, carry
+        else:
+            method = LEARNER_METHOD[self.method] if method is None else method
+            hs, carry_T = self.core.unroll(carry, feats, first, method=method)
+        return jax.vmap(self.policy)(hs), jax.vmap(self.value)(hs), carry_T
+
+    def step(
+        self, carry: Any, obs_t: Array, reward_t: Array, first_t: Array
+    ) -> tuple[Array, Array, Any]:
+        """One actor step: ``(policy_params_t, v_t, carry)``.
+
+        RTRL cores advance their traces (online RTRL); TBPTT cores only their
+        state.
+        """
+        p, v, carry = self.unroll(
+            carry,
+            obs_t[None],
+            jnp.asarray(reward_t)[None],
+            jnp.asarray(first_t)[None],
+            method=ACTOR_METHOD[self.method],
+        )
+        return p[0], v[0], carry
+
+
+def _float_dtype():
+    return jnp.zeros(()).dtype
+
+
+def core_params(net: ActorCriticNet) -> Any:
+    """The core's parameters (a filter spec for comparisons and diagnostics)."""
+    return eqx.filter(net.core, eqx.is_inexact_array)

@@ -1,0 +1,19 @@
+"""rtrl-agents tests: float32 by default; exactness tests switch to float64."""
+
+import os
+import sys
+
+import jax
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+
+@pytest.fixture
+def x64():
+    """Float64 for the duration of one test (exactness checks)."""
+    jax.config.update("jax_enable_x64", True)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_x64", False)

@@ -1,0 +1,102 @@
+"""Small pure-JAX environments that follow rtrl-agents' environment protocol.
+
+They follow the rtrl-envs conventions (batch-first, auto-reset on the step after
+a last observation, which ignores its action and returns ``first=True`` with
+reward 0) without importing rtrl-envs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+class TimeStep(NamedTuple):
+    observation: jax.Array
+    reward: jax.Array
+    terminated: jax.Array
+    truncated: jax.Array
+    first: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class Discrete:
+    n: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Box:
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+    shape: tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    observation_shape: tuple[int, ...]
+    action_space: object
+    num_envs: int
+    is_jax: bool = True
+
+
+class _State(NamedTuple):
+    key: jax.Array
+    t: jax.Array
+    cue: jax.Array
+    last: jax.Array
+
+
+class DelayedRecall:
+    """A cue (one of ``num_symbols``) at t=0, ``delay`` steps of random
+    distractor bits, then a query; the action at the query earns 1 if it names
+    the cue, then the episode terminates. Memoryless chance: ``1/num_symbols``.
+    Observation: ``[cue one-hot (K), query flag, distractor bits (n_noise)]``.
+    """
+
+    def __init__(self, num_envs=16, delay=8, num_symbols=2, num_noise=2):
+        self.delay, self.k, self.noise = delay, num_symbols, num_noise
+        self.spec = Spec((num_symbols + 1 + num_noise,), Discrete(num_symbols), num_envs)
+
+    def _obs(self, key, t, cue):
+        k = self.k
+        cue_part = jax.nn.one_hot(cue, k) * (t == 0)[..., None]
+        query = (t == self.delay + 1).astype(jnp.float32)[..., None]
+        noise = jax.random.bernoulli(key, 0.5, (*t.shape, self.noise)).astype(
+            jnp.float32
+        ) * ((t >= 1) & (t <= self.delay))[..., None]
+        return jnp.concatenate([cue_part, query, noise], -1)
+
+    def reset(self, key):
+        n = self.spec.num_envs
+        key, k_cue, k_obs = jax.random.split(key, 3)
+        cue = jax.random.randint(k_cue, (n,), 0, self.k)
+        t = jnp.zeros((n,), jnp.int32)
+        state = _State(key, t, cue, jnp.zeros((n,), bool))
+        ts = TimeStep(
+            self._obs(k_obs, t, cue),
+            jnp.zeros((n,)),
+            jnp.zeros((n,), bool),
+            jnp.zeros((n,), bool),
+            jnp.ones((n,), bool),
+        )
+        return state, ts
+
+    def step(self, state, action):
+        n = self.spec.num_envs
+        key, k_cue, k_obs = jax.random.split(state.key, 3)
+        new_cue = jax.random.randint(k_cue, (n,), 0, self.k)
+        at_query = state.t == self.delay + 1
+        reward = jnp.where(at_query & (action == state.cue), 1.0, 0.0)
+        t = jnp.where(state.last, 0, state.t + 1)
+        cue = jnp.where(state.last, new_cue, state.cue)
+        terminated = at_query & ~state.last
+        # The terminal timestep carries a blank last observation.
+        obs = jnp.where(
+            terminated[:, None], 0.0, self._obs(k_obs, jnp.where(terminated, -1, t), cue)
+        )
+        reward = jnp.where(state.last, 0.0, reward)
+        ts = TimeStep(obs, reward, terminated, jnp.zeros((n,), bool), state.last)
+        return _State(key, t, cue, terminated), ts
