@@ -1,0 +1,277 @@
+"""``rtrl-bench speed``: the cost of each gradient method, measured side by side.
+
+For each cell and size, the gradient of a batch-summed loss over one rollout is
+timed for ``"bptt"``, ``"chunked"`` and ``"online"`` (vmapped batch, traces carried
+in from a previous rollout, jitted, float32), with the forward pass alone as a
+floor. Methods are interleaved round by round after a warm-up, and medians are
+reported with their ratio to ``"bptt"``, so that the machine's noise hits every
+method alike.
+
+Memory is the compiler's own account of the jitted computation
+(``memory_analysis()``: temporary buffers plus outputs, the inputs excluded since
+every method reads the same rollout), for two uses of RTRL:
+
+- ``online-step``: a streaming learner, one ``step`` and one gradient per time
+  step, accumulated in a scan (what online RTRL is for; constant in T);
+- ``online``: ``unroll(method="online")`` under ``jax.grad`` (its outputs and their
+  cotangents are ``T x B x N``, so it grows with T, slowly);
+- ``bptt``: ``unroll(method="bptt")`` under ``jax.grad`` (stores every step).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+CELLS = ("ELSTM", "LRU", "RTU(linear)", "RTU(nonlinear)")
+CONFIGS = ((256, 257, 50, 32), (512, 257, 100, 32))
+METHODS = ("bptt", "chunked", "online", "forward")
+MEMORY_LENGTHS = (10, 100, 1000)
+
+
+@dataclasses.dataclass(frozen=True)
+class SpeedRow:
+    """Median time of one gradient method.
+
+    Attributes:
+        cell: cell name.
+        N: hidden size. D: input size. T: rollout length. B: batch (streams).
+        method: ``bptt``, ``chunked``, ``online`` or ``forward`` (no gradient).
+        median_s: median wall time of one call, seconds.
+        runs: timed runs.
+        ratio_to_bptt: ``median_s / median_s(bptt)`` of the same cell and size.
+    """
+
+    cell: str
+    N: int
+    D: int
+    T: int
+    B: int
+    method: str
+    median_s: float
+    runs: int
+    ratio_to_bptt: float
+
+
+@dataclasses.dataclass(frozen=True)
+class MemoryRow:
+    """Working memory of one use at one rollout length.
+
+    Attributes:
+        cell, N, D, B: as in SpeedRow. T: rollout length.
+        use: ``online-step``, ``online`` or ``bptt``.
+        bytes: temporary plus output bytes of the compiled computation.
+        trace_bytes: bytes of the RTRL traces of the whole batch, for scale.
+    """
+
+    cell: str
+    N: int
+    D: int
+    T: int
+    B: int
+    use: str
+    bytes: int
+    trace_bytes: int
+
+
+def make_cell(name: str, N: int, D: int, key):
+    import rtrl_cells as rc
+
+    if name == "ELSTM":
+        return rc.ELSTM(input_size=D, hidden_size=N, key=key)
+    if name == "LRU":
+        return rc.LRU(input_size=D, hidden_size=N, key=key)
+    if name == "RTU(linear)":
+        return rc.RTU(input_size=D, hidden_size=N, nonlinear=False, key=key)
+    if name == "RTU(nonlinear)":
+        return rc.RTU(input_size=D, hidden_size=N, nonlinear=True, key=key)
+    raise ValueError(f"unknown cell {name!r}: expected one of {', '.join(CELLS)}.")
+
+
+def _problem(name: str, N: int, D: int, T: int, B: int, seed: int = 0):
+    """A cell, a rollout and the batch's carry from a previous rollout."""
+    import jax
+    import jax.numpy as jnp
+
+    key = jax.random.PRNGKey(seed)
+    k_cell, k_x, k_prev = jax.random.split(key, 3)
+    cell = make_cell(name, N, D, k_cell)
+    xs = jax.random.normal(k_x, (B, T, D), jnp.float32)
+    resets = jnp.zeros((B, T), bool)
+    carry0 = jax.vmap(lambda _: cell.init_carry())(jnp.arange(B))
+    prev = jax.random.normal(k_prev, (B, T, D), jnp.float32)
+    advance = jax.jit(
+        jax.vmap(lambda c, x, r: cell.unroll(c, x, r, "chunked")[1])
+    )
+    carry = advance(carry0, prev, resets)
+    return cell, xs, resets, carry
+
+
+def gradient_fns(cell, method: str) -> Callable:
+    """The jitted function timed for ``method``: a gradient, or the forward alone."""
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+
+    def loss(c, carry, xs, resets, m):
+        ys, _ = jax.vmap(lambda k, x, r: c.unroll(k, x, r, m))(carry, xs, resets)
+        return jnp.sum(ys**2)
+
+    if method == "forward":
+        return eqx.filter_jit(lambda c, k, x, r: loss(c, k, x, r, "bptt"))
+    return eqx.filter_jit(
+        eqx.filter_grad(lambda c, k, x, r: loss(c, k, x, r, method))
+    )
+
+
+def _block(tree: Any) -> None:
+    import jax
+
+    jax.block_until_ready(tree)
+
+
+def time_methods(
+    cell_name: str,
+    N: int,
+    D: int,
+    T: int,
+    B: int,
+    methods: Sequence[str] = METHODS,
+    runs: int = 7,
+    warmup: int = 2,
+) -> list[SpeedRow]:
+    """Interleaved timing of ``methods`` on one problem; medians and ratios."""
+    cell, xs, resets, carry = _problem(cell_name, N, D, T, B)
+    fns = {m: gradient_fns(cell, m) for m in methods}
+    for _ in range(warmup):
+        for m in methods:
+            _block(fns[m](cell, carry, xs, resets))
+    times: dict[str, list[float]] = {m: [] for m in methods}
+    for r in range(runs):
+        order = list(methods) if r % 2 == 0 else list(reversed(methods))
+        for m in order:
+            t0 = time.perf_counter()
+            _block(fns[m](cell, carry, xs, resets))
+            times[m].append(time.perf_counter() - t0)
+    med = {m: statistics.median(ts) for m, ts in times.items()}
+    base = med.get("bptt", float("nan"))
+    return [
+        SpeedRow(cell_name, N, D, T, B, m, med[m], runs, med[m] / base)
+        for m in methods
+    ]
+
+
+def _compiled_bytes(fn, *args) -> int:
+    compiled = fn.lower(*args).compile()
+    analysis = compiled.memory_analysis()
+    return int(analysis.temp_size_in_bytes + analysis.output_size_in_bytes)
+
+
+def memory_rows(
+    cell_name: str,
+    N: int,
+    D: int,
+    B: int,
+    lengths: Sequence[int] = MEMORY_LENGTHS,
+) -> list[MemoryRow]:
+    """Compiled working memory of online RTRL and BPTT at several lengths."""
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+
+    import rtrl_cells as rc
+
+    rows = []
+    for T in lengths:
+        cell, xs, resets, carry = _problem(cell_name, N, D, T, B)
+        params, static = eqx.partition(cell, eqx.is_array)
+        trace_bytes = 4 * B * rc.trace_size(cell)
+
+        def unroll_grad(p, carry, xs, resets, method):
+            def loss(p):
+                c = eqx.combine(p, static)
+                ys, _ = jax.vmap(lambda k, x, r: c.unroll(k, x, r, method))(
+                    carry, xs, resets
+                )
+                return jnp.sum(ys**2)
+
+            return jax.grad(loss)(p)
+
+        def online_steps(p, carry, xs, resets):
+            # A streaming learner: one step and one gradient per time step.
+            def body(acc, inp):
+                carry, g_acc = acc
+                x_t, r_t = inp
+
+                def loss_t(p):
+                    c = eqx.combine(p, static)
+                    y, k = jax.vmap(c.step)(carry, x_t, r_t)
+                    return jnp.sum(y**2), k
+
+                g, carry = jax.grad(loss_t, has_aux=True)(p)
+                g_acc = jax.tree.map(jnp.add, g_acc, g)
+                return (carry, g_acc), None
+
+            g0 = jax.tree.map(jnp.zeros_like, p)
+            (carry, g), _ = jax.lax.scan(
+                body, (carry, g0), (jnp.swapaxes(xs, 0, 1), resets.T)
+            )
+            return g, carry
+
+        uses = {
+            "online-step": (jax.jit(online_steps), (params, carry, xs, resets)),
+            "online": (
+                jax.jit(lambda *a: unroll_grad(*a, "online")),
+                (params, carry, xs, resets),
+            ),
+            "bptt": (
+                jax.jit(lambda *a: unroll_grad(*a, "bptt")),
+                (params, carry, xs, resets),
+            ),
+        }
+        for use, (fn, args) in uses.items():
+            rows.append(
+                MemoryRow(cell_name, N, D, T, B, use, _compiled_bytes(fn, *args),
+                          trace_bytes)
+            )
+    return rows
+
+
+def format_speed(rows: Sequence[SpeedRow]) -> str:
+    methods = list(dict.fromkeys(r.method for r in rows))
+    keys = list(dict.fromkeys((r.cell, r.N, r.D, r.T, r.B) for r in rows))
+    by = {(r.cell, r.N, r.D, r.T, r.B, r.method): r for r in rows}
+    head = "| cell | N | D | T | B | " + " | ".join(
+        f"{m} ms (x bptt)" for m in methods
+    ) + " |"
+    lines = [head, "|---" * (5 + len(methods)) + "|"]
+    for k in keys:
+        cols = []
+        for m in methods:
+            r = by[(*k, m)]
+            cols.append(f"{1e3 * r.median_s:.1f} ({r.ratio_to_bptt:.2f})")
+        lines.append("| " + " | ".join(map(str, k)) + " | " + " | ".join(cols) + " |")
+    return "\n".join(lines)
+
+
+def format_memory(rows: Sequence[MemoryRow]) -> str:
+    uses = list(dict.fromkeys(r.use for r in rows))
+    keys = list(dict.fromkeys((r.cell, r.N, r.D, r.B, r.T) for r in rows))
+    by = {(r.cell, r.N, r.D, r.B, r.T, r.use): r for r in rows}
+    lines = [
+        "| cell | N | D | B | T | traces MB | "
+        + " | ".join(f"{u} MB" for u in uses)
+        + " |",
+        "|---" * (6 + len(uses)) + "|",
+    ]
+    for k in keys:
+        trace_mb = by[(*k, uses[0])].trace_bytes / 2**20
+        cols = [f"{by[(*k, u)].bytes / 2**20:.1f}" for u in uses]
+        lines.append(
+            "| " + " | ".join(map(str, k)) + f" | {trace_mb:.1f} | "
+            + " | ".join(cols) + " |"
+        )
+    return "\n".join(lines)
