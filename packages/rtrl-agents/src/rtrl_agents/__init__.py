@@ -15,6 +15,7 @@ from ._env import EnvironmentLike as EnvironmentLike
 from ._env import EnvSpecLike as EnvSpecLike
 from ._env import TimeStepLike as TimeStepLike
 from ._loop import RunnerState as RunnerState
+from ._loop import collect as collect
 from ._loop import init_runner as init_runner
 from ._loop import make_train as make_train
 from ._loop import run_updates as run_updates
@@ -52,6 +53,7 @@ __all__ = [
     "TorsoConfig",
     "Trajectory",
     "ValueHead",
+    "collect",
     "gae",
     "impala_network",
     "init_runner",

@@ -140,7 +140,7 @@ def apply_if_finite(
     metrics; the host loop stops the run on them, naming the update.
     """
     params = eqx.filter(state.params, eqx.is_inexact_array)
-    grad_norm = optax.global_norm(grads)
+    grad_norm = optax.tree.norm(grads)
     updates, opt_state = optimizer.update(grads, state.opt_state, params)
     new_params = eqx.apply_updates(state.params, updates)
     loss_ok = jnp.isfinite(loss)
