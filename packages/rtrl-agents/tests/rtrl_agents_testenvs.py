@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 class TimeStep(NamedTuple):
@@ -100,3 +101,37 @@ class DelayedRecall:
         reward = jnp.where(state.last, 0.0, reward)
         ts = TimeStep(obs, reward, terminated, jnp.zeros((n,), bool), state.last)
         return _State(key, t, cue, terminated), ts
+
+
+class NaNReward:
+    """Wraps an environment; from step ``at`` on, rewards are NaN."""
+
+    def __init__(self, env, at: int):
+        self.env, self.at, self.spec = env, at, env.spec
+
+    def reset(self, key):
+        state, ts = self.env.reset(key)
+        return (state, jnp.zeros((), jnp.int32)), ts
+
+    def step(self, state, action):
+        inner, t = state
+        inner, ts = self.env.step(inner, action)
+        reward = jnp.where(t + 1 >= self.at, jnp.nan, ts.reward)
+        return (inner, t + 1), ts._replace(reward=reward)
+
+
+class HostEnv:
+    """A JAX environment behind a host interface: numpy in and out, is_jax=False."""
+
+    def __init__(self, env):
+        self.env = env
+        self.spec = dataclasses.replace(env.spec, is_jax=False)
+        self._step = jax.jit(env.step)
+
+    def reset(self, key):
+        state, ts = self.env.reset(key)
+        return state, jax.tree.map(np.asarray, ts)
+
+    def step(self, state, action):
+        state, ts = self._step(state, jnp.asarray(action))
+        return state, jax.tree.map(np.asarray, ts)

@@ -1,5 +1,6 @@
 """rtrl-agents: R2AC, PPO and streaming actor-critic agents on rtrl-cells cores."""
 
+from ._checkpoint import Checkpointer as Checkpointer
 from ._config import CoreConfig as CoreConfig
 from ._config import HeadConfig as HeadConfig
 from ._config import LoopConfig as LoopConfig
@@ -11,9 +12,18 @@ from ._config import rtu_ppo_network as rtu_ppo_network
 from ._core import ActorOutput as ActorOutput
 from ._core import AgentState as AgentState
 from ._core import Trajectory as Trajectory
+from ._driver import NonFiniteError as NonFiniteError
+from ._driver import TrainResult as TrainResult
+from ._driver import summarise as summarise
+from ._driver import train as train
 from ._env import EnvironmentLike as EnvironmentLike
 from ._env import EnvSpecLike as EnvSpecLike
 from ._env import TimeStepLike as TimeStepLike
+from ._logging import JsonlWriter as JsonlWriter
+from ._logging import MetricWriter as MetricWriter
+from ._logging import MultiWriter as MultiWriter
+from ._logging import ProgressBar as ProgressBar
+from ._logging import TensorBoardWriter as TensorBoardWriter
 from ._loop import RunnerState as RunnerState
 from ._loop import collect as collect
 from ._loop import init_runner as init_runner
@@ -37,20 +47,28 @@ __all__ = [
     "ActorOutput",
     "AgentState",
     "CategoricalHead",
+    "Checkpointer",
     "CoreConfig",
     "EnvSpecLike",
     "EnvironmentLike",
     "GaussianHead",
     "HeadConfig",
     "ImpalaTorso",
+    "JsonlWriter",
     "LoopConfig",
     "MLPTorso",
+    "MetricWriter",
+    "MultiWriter",
     "NetworkConfig",
+    "NonFiniteError",
+    "ProgressBar",
     "R2AC",
     "R2ACConfig",
     "RunnerState",
+    "TensorBoardWriter",
     "TimeStepLike",
     "TorsoConfig",
+    "TrainResult",
     "Trajectory",
     "ValueHead",
     "collect",
@@ -61,6 +79,8 @@ __all__ = [
     "ppo_clip_loss",
     "rtu_ppo_network",
     "run_updates",
+    "summarise",
+    "train",
     "transitions",
     "vtrace",
     "vtrace_actor_critic_loss",
