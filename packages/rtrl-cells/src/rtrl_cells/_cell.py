@@ -207,13 +207,26 @@ class AbstractCell(eqx.Module):
         if method == "bptt":
             states, s_T = _engine.run_bptt(system, params, xs, s0, resets)
             traces_T: Traces = e0
-        elif method == "online":
-            states, s_T, traces_T = _engine.run_online(
+        elif method == "online" and xs.shape[0] == 1:
+            # One step (``step``): advance the traces by the per-step recursion.
+            states, s_T, traces_T = _engine.run_per_step(
                 system, params, xs, s0, e0, resets
             )
         else:
-            states, s_T, traces_T = _engine.run_chunked(
-                system, params, xs, s0, e0, resets
+            # Parameters are fixed within a call, so per-step RTRL's gradient
+            # sum_t delta_t . E_t equals BPTT in the segment + lambda_0 . E_0:
+            # computed that way, "online" costs what "chunked" costs. They differ
+            # in what reaches the inputs, and "online" stores only the states.
+            online = method == "online"
+            states, s_T, traces_T = _engine.run_segment(
+                system,
+                params,
+                xs,
+                s0,
+                e0,
+                resets,
+                input_grads="one-step" if online else "bptt",
+                remat=online,
             )
         ys = jax.vmap(self._readout)(states, xs)
         return ys, RTRLCarry(_stop(s_T), _stop(traces_T))

@@ -314,9 +314,18 @@ class System:
         return tuple(jnp.where(reset, i, x) for i, x in zip(init, s, strict=True))
 
     def segment(
-        self, params: list[Array], s0: States, xs: Array, resets: Array
+        self,
+        params: list[Array],
+        s0: States,
+        xs: Array,
+        resets: Array,
+        remat: bool = False,
     ) -> tuple[States, States]:
-        """Forward over a segment: ``(state sequence, final state)``."""
+        """Forward over a segment: ``(state sequence, final state)``.
+
+        With ``remat``, differentiating it stores only the state of each step and
+        recomputes the rest of the step on the way back.
+        """
         pre = self.prepare(params, xs)
 
         def body(s, inp):
@@ -324,6 +333,8 @@ class System:
             s = self.core(params, self.reset_state(s, reset_t), pre_t)
             return s, s
 
+        if remat:
+            body = jax.checkpoint(body)
         s_T, states = jax.lax.scan(body, s0, (pre, resets))
         return states, s_T
 
@@ -344,28 +355,53 @@ class System:
         return self.generic_trace_step(params, s_tm1, x_t, traces)
 
 
+def _batched_vjp(vjp, cts):
+    """``vmap(vjp)(cts)``, without the batch dimension when there is one row."""
+    rows = jax.tree.leaves(cts)[0].shape[0]
+    if rows == 1:
+        out = vjp(jax.tree.map(lambda c: c[0], cts))
+        return jax.tree.map(lambda g: g[None], out)
+    return jax.vmap(vjp)(cts)
+
+
 def _zeros_like_tree(tree):
     return jax.tree.map(jnp.zeros_like, tree)
 
 
-def run_chunked(
+def run_segment(
     system: System,
     params: list[Array],
     xs: Array,
     s0: States,
     traces0: Traces,
     resets: Array,
+    *,
+    input_grads: str = "bptt",
+    remat: bool = False,
 ) -> tuple[States, States, Traces]:
-    """Exact RTRL at BPTT cost: BPTT inside the segment plus ``lambda_0 . E_0``."""
+    """Exact RTRL for a segment with fixed parameters, at the cost of BPTT.
+
+    Parameter gradient: BPTT inside the segment plus ``lambda_0 . E_0``, which
+    equals ``sum_t delta_t . E_t`` (per-step RTRL) exactly. New traces
+    ``E_T = M E_0 + G`` from reverse passes with cotangent "component ``a`` of every
+    unit" on ``s_T``; the input matrices' part is one einsum of pre-activation
+    adjoints with the inputs, never a per-step trace write.
+
+    Args:
+        input_grads: ``"bptt"``: inputs get BPTT gradients inside the segment
+            ("chunked"); ``"one-step"``: each input gets the gradient through its own
+            step only, the state before it held ("online").
+        remat: store only the states and recompute each step on the way back.
+    """
     layout = system.layout
 
     def forward(params, xs, s0, traces0, resets):
         (states, s_T), vjp = jax.vjp(
-            lambda p, x, s: system.segment(p, s, x, resets), params, xs, s0
+            lambda p, x, s: system.segment(p, s, x, resets, remat), params, xs, s0
         )
         rows, cts = trace_cotangents(layout, xs.dtype)
         zero_states = _zeros_like_tree(states)
-        g_params, _, g_state = jax.vmap(lambda ct: vjp((zero_states, ct)))(cts)
+        g_params, g_state = _batched_vjp(lambda ct: vjp((zero_states, ct))[::2], cts)
         traces_T = update_traces(layout, rows, g_params, g_state, traces0)
         return (states, s_T, traces_T), vjp
 
@@ -375,14 +411,18 @@ def run_chunked(
 
     def fwd(params, xs, s0, traces0, resets):
         out, vjp = forward(params, xs, s0, traces0, resets)
-        return out, (vjp, s0, traces0, params)
+        return out, (vjp, params, xs, s0, traces0, resets, out[0])
 
     def bwd(res, cts):
-        vjp, s0, traces0, params = res
+        vjp, params, xs, s0, traces0, resets, states = res
         ct_states = cts[0]
         g_params, g_xs, lam0 = vjp((ct_states, _zeros_like_tree(s0)))
         carried = contract(layout, lam0, traces0, params)
         g_params = [a + b for a, b in zip(g_params, carried, strict=True)]
+        if input_grads == "one-step":
+            g_xs = _one_step_input_grads(
+                system, params, xs, s0, resets, states, ct_states
+            )
         # The carry is data, not a path for gradients: nothing reaches it.
         return g_params, g_xs, None, None, None
 
@@ -390,7 +430,21 @@ def run_chunked(
     return run(params, xs, s0, traces0, resets)
 
 
-def run_online(
+def _one_step_input_grads(system, params, xs, s0, resets, states, ct_states):
+    """Gradient of each ``x_t`` through its own step, ``s_{t-1}`` held."""
+    s_prev = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b[:-1]]), s0, states)
+    s_prev = jax.vmap(system.reset_state)(s_prev, resets)
+    pre, vjp_pre = jax.vjp(lambda x: system.prepare(params, x), xs)
+
+    def local(s, pre_t, delta_t):
+        _, vjp_in = jax.vjp(lambda q: system.core(params, s, q), pre_t)
+        return vjp_in(delta_t)[0]
+
+    g_pre = jax.vmap(local)(s_prev, pre, ct_states)
+    return vjp_pre(g_pre)[0]
+
+
+def run_per_step(
     system: System,
     params: list[Array],
     xs: Array,
@@ -398,10 +452,12 @@ def run_online(
     traces0: Traces,
     resets: Array,
 ) -> tuple[States, States, Traces]:
-    """Per-step RTRL: gradient ``sum_t delta_t . E_t``; inputs get one-step grads.
+    """Per-step RTRL: ``E_t`` advanced every step (the cell's fast path if any).
 
-    The backward pass re-runs the trace recursion instead of storing ``E_t`` for
-    every step, so memory does not grow with the segment length.
+    Gradient ``sum_t delta_t . E_t``; inputs get one-step gradients. The backward
+    pass re-runs the trace recursion instead of storing ``E_t`` for every step, so
+    memory does not grow with the segment length; each step writes the whole
+    trace, which is what a streaming learner (one update per step) pays.
     """
     layout = system.layout
 
