@@ -57,17 +57,25 @@ class DelayedRecall:
     Observation: ``[cue one-hot (K), query flag, distractor bits (n_noise)]``.
     """
 
-    def __init__(self, num_envs=16, delay=8, num_symbols=2, num_noise=2):
+    def __init__(
+        self, num_envs=16, delay=8, num_symbols=2, num_noise=2, cue_at_query=False
+    ):
+        # cue_at_query=True shows the cue again with the query: no memory needed.
         self.delay, self.k, self.noise = delay, num_symbols, num_noise
-        self.spec = Spec((num_symbols + 1 + num_noise,), Discrete(num_symbols), num_envs)
+        self.cue_at_query = cue_at_query
+        self.spec = Spec(
+            (num_symbols + 1 + num_noise,), Discrete(num_symbols), num_envs
+        )
 
     def _obs(self, key, t, cue):
         k = self.k
-        cue_part = jax.nn.one_hot(cue, k) * (t == 0)[..., None]
+        shown = (t == 0) | (self.cue_at_query & (t == self.delay + 1))
+        cue_part = jax.nn.one_hot(cue, k) * shown[..., None]
         query = (t == self.delay + 1).astype(jnp.float32)[..., None]
-        noise = jax.random.bernoulli(key, 0.5, (*t.shape, self.noise)).astype(
-            jnp.float32
-        ) * ((t >= 1) & (t <= self.delay))[..., None]
+        noise = (
+            jax.random.bernoulli(key, 0.5, (*t.shape, self.noise)).astype(jnp.float32)
+            * ((t >= 1) & (t <= self.delay))[..., None]
+        )
         return jnp.concatenate([cue_part, query, noise], -1)
 
     def reset(self, key):
@@ -95,9 +103,9 @@ class DelayedRecall:
         cue = jnp.where(state.last, new_cue, state.cue)
         terminated = at_query & ~state.last
         # The terminal timestep carries a blank last observation.
-        obs = jnp.where(
-            terminated[:, None], 0.0, self._obs(k_obs, jnp.where(terminated, -1, t), cue)
-        )
+        obs = self._obs(k_obs, jnp.where(terminated, -1, t), cue)
+        blank = terminated.reshape(-1, *([1] * (obs.ndim - 1)))
+        obs = jnp.where(blank, jnp.zeros_like(obs), obs)
         reward = jnp.where(state.last, 0.0, reward)
         ts = TimeStep(obs, reward, terminated, jnp.zeros((n,), bool), state.last)
         return _State(key, t, cue, terminated), ts

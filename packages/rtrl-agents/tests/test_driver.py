@@ -10,8 +10,9 @@ import equinox as eqx
 import jax
 import numpy as np
 import pytest
-import rtrl_agents as ra
 from rtrl_agents_testenvs import DelayedRecall, HostEnv, NaNReward
+
+import rtrl_agents as ra
 
 
 def _agent(env, method="rtrl", reward_clip=1.0):
@@ -71,7 +72,8 @@ def test_tensorboard_and_jsonl_show_the_scalars(tmp_path):
     assert steps == [32, 64, 96]  # frames: 2 updates x 4 steps x 4 envs each
     lr = [v for _, v in scalars["train/learning_rate"]]
     np.testing.assert_allclose(lr, 6e-4, rtol=1e-6)
-    lines = [json.loads(x) for x in open(os.path.join(log_dir, "metrics.jsonl"))]
+    with open(os.path.join(log_dir, "metrics.jsonl")) as f:
+        lines = [json.loads(x) for x in f]
     assert [x["step"] for x in lines] == steps
     np.testing.assert_allclose(
         [x["loss"] for x in lines], [v for _, v in scalars["train/loss"]], rtol=1e-6
@@ -121,7 +123,9 @@ def test_keeps_the_last_n_checkpoints(tmp_path):
         _agent(env),
         env,
         jax.random.PRNGKey(0),
-        ra.LoopConfig(num_updates=8, log_every=2, checkpoint_every=2, keep_checkpoints=2),
+        ra.LoopConfig(
+            num_updates=8, log_every=2, checkpoint_every=2, keep_checkpoints=2
+        ),
         checkpoint_dir=ckpt,
     )
     assert ra.Checkpointer(ckpt).all_steps() == [6, 8]

@@ -5,9 +5,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from rtrl_agents_testenvs import DelayedRecall
+
 import rtrl_agents as ra
 from rtrl_agents._r2ac import r2ac_stream_loss
-from rtrl_agents_testenvs import DelayedRecall
 
 M = 3
 
@@ -38,7 +39,9 @@ def _full_bptt_loss(agent, batches):
     # The whole history from the episode start (init carry, first=True at t=0),
     # differentiated by plain BPTT; the loss only sees the last rollout's steps.
     last = batches[-1]
-    obs = jnp.concatenate([b.observation[:, :-1] for b in batches[:-1]] + [last.observation], 1)
+    obs = jnp.concatenate(
+        [b.observation[:, :-1] for b in batches[:-1]] + [last.observation], 1
+    )
     rew = jnp.concatenate([b.reward[:, :-1] for b in batches[:-1]] + [last.reward], 1)
     first = jnp.concatenate([b.first[:, :-1] for b in batches[:-1]] + [last.first], 1)
     start = obs.shape[1] - (M + 1)
@@ -50,8 +53,10 @@ def _full_bptt_loss(agent, batches):
             parts = r2ac_stream_loss(
                 net, p[start:], v[start:], a, mu, rr, term, trunc, cfg
             )
-            return parts.policy + cfg.baseline_cost * parts.baseline + (
-                cfg.entropy_cost * parts.entropy
+            return (
+                parts.policy
+                + cfg.baseline_cost * parts.baseline
+                + (cfg.entropy_cost * parts.entropy)
             )
 
         return jnp.sum(
@@ -75,7 +80,9 @@ def _full_bptt_loss(agent, batches):
 )
 def test_rtrl_agent_gradient_equals_full_bptt(x64, method, cell):
     agent, net, batches = _setup(method, cell)
-    assert jax.tree.leaves(eqx.filter(net, eqx.is_inexact_array))[0].dtype == jnp.float64
+    assert (
+        jax.tree.leaves(eqx.filter(net, eqx.is_inexact_array))[0].dtype == jnp.float64
+    )
     got = _core_grad(lambda n: agent.loss(n, batches[-1])[0], net)
     want = _core_grad(_full_bptt_loss(agent, batches), net)
     # The rollout's history really matters: the first rollout starts the episode.
@@ -83,7 +90,9 @@ def test_rtrl_agent_gradient_equals_full_bptt(x64, method, cell):
     for g, w in zip(got, want, strict=True):
         scale = np.max(np.abs(np.asarray(w)))
         assert scale > 0
-        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=0, atol=1e-10 * scale)
+        np.testing.assert_allclose(
+            np.asarray(g), np.asarray(w), rtol=0, atol=1e-10 * scale
+        )
 
 
 def test_tbptt_agent_gradient_is_truncated(x64):

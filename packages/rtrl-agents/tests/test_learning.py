@@ -4,8 +4,9 @@ length M; the same agent with TBPTT stays near chance."""
 import jax
 import numpy as np
 import pytest
-import rtrl_agents as ra
 from rtrl_agents_testenvs import DelayedRecall
+
+import rtrl_agents as ra
 
 DELAY, M, UPDATES = 8, 4, 8000
 

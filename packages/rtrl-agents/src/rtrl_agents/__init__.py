@@ -5,7 +5,9 @@ from ._config import CoreConfig as CoreConfig
 from ._config import HeadConfig as HeadConfig
 from ._config import LoopConfig as LoopConfig
 from ._config import NetworkConfig as NetworkConfig
+from ._config import PPOConfig as PPOConfig
 from ._config import R2ACConfig as R2ACConfig
+from ._config import StreamingACConfig as StreamingACConfig
 from ._config import TorsoConfig as TorsoConfig
 from ._config import impala_network as impala_network
 from ._config import rtu_ppo_network as rtu_ppo_network
@@ -40,9 +42,14 @@ from ._networks import GaussianHead as GaussianHead
 from ._networks import ImpalaTorso as ImpalaTorso
 from ._networks import MLPTorso as MLPTorso
 from ._networks import ValueHead as ValueHead
+from ._ppo import PPO as PPO
+from ._ppo import PPOExtras as PPOExtras
 from ._r2ac import R2AC as R2AC
+from ._streaming import StreamingAC as StreamingAC
 
 __all__ = [
+    "PPO",
+    "R2AC",
     "ActorCriticNet",
     "ActorOutput",
     "AgentState",
@@ -61,10 +68,13 @@ __all__ = [
     "MultiWriter",
     "NetworkConfig",
     "NonFiniteError",
+    "PPOConfig",
+    "PPOExtras",
     "ProgressBar",
-    "R2AC",
     "R2ACConfig",
     "RunnerState",
+    "StreamingAC",
+    "StreamingACConfig",
     "TensorBoardWriter",
     "TimeStepLike",
     "TorsoConfig",

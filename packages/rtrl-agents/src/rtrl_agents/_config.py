@@ -83,7 +83,7 @@ class TorsoConfig:
     """IMPALA fully connected output width."""
 
     channels_first: bool = True
-    """IMPALA observation layout: ``(C, H, W)`` if true (envpool), else ``(H, W, C)``."""
+    """IMPALA observation layout: ``(C, H, W)`` if true (envpool), else HWC."""
 
     reward_input: bool = True
     """Concatenate the clipped previous reward to the torso output (the seed's D+1)."""
@@ -197,7 +197,9 @@ class NetworkConfig:
                 )
 
 
-def impala_network(hidden_size: int = 256, method: CoreMethod = "rtrl") -> NetworkConfig:
+def impala_network(
+    hidden_size: int = 256, method: CoreMethod = "rtrl"
+) -> NetworkConfig:
     """The seed's R2AC network: IMPALA ResNet torso, eLSTM core, linear heads."""
     return NetworkConfig(
         torso=TorsoConfig(kind="impala"),

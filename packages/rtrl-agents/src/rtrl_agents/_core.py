@@ -147,7 +147,10 @@ def apply_if_finite(
     grad_ok = jnp.isfinite(grad_norm)
     ok = loss_ok & grad_ok
     new = AgentState(
-        new_params, opt_state, state.update_count + 1, state.extra if extra is None else extra
+        new_params,
+        opt_state,
+        state.update_count + 1,
+        state.extra if extra is None else extra,
     )
     old = AgentState(state.params, state.opt_state, state.update_count + 1, state.extra)
     out = jax.tree.map(
@@ -163,6 +166,7 @@ def apply_if_finite(
 
 def injected_learning_rate(opt_state: Any) -> Array:
     """The base learning rate held in an ``inject_hyperparams`` state."""
+
     def has_hp(x):
         return hasattr(x, "hyperparams") and "learning_rate" in x.hyperparams
 

@@ -169,7 +169,11 @@ def _train_jax(agent, env, key, config, sink, ckpt, resume):
         runner = new_runner
         done += k
         _report(sink, history, metrics, done, t0, frames0)
-        if ckpt is not None and config.checkpoint_every and done % config.checkpoint_every == 0:
+        if (
+            ckpt is not None
+            and config.checkpoint_every
+            and done % config.checkpoint_every == 0
+        ):
             ckpt.save(done, runner)
     return TrainResult(runner, history)
 
@@ -179,8 +183,12 @@ def _episode_stats_np(ret, length, ts):
     last = np.asarray(ts.terminated) | np.asarray(ts.truncated)
     ret = np.where(first, 0.0, ret + np.asarray(ts.reward, np.float32))
     length = np.where(first, 0, length + 1)
-    return ret, length, float(np.sum(ret[last])), float(np.sum(length[last])), float(
-        np.sum(last)
+    return (
+        ret,
+        length,
+        float(np.sum(ret[last])),
+        float(np.sum(length[last])),
+        float(np.sum(last)),
     )
 
 
@@ -234,7 +242,9 @@ def _train_host(agent, env, key, config, sink, ckpt, resume):
         frames += agent.rollout_length * agent.num_envs
 
         def stack(field, seq=seq):
-            return jnp.asarray(np.stack([np.asarray(getattr(s, field)) for s in seq], 1))
+            return jnp.asarray(
+                np.stack([np.asarray(getattr(s, field)) for s in seq], 1)
+            )
 
         batch = Trajectory(
             carry_0=carry_0,
@@ -274,8 +284,10 @@ def _train_host(agent, env, key, config, sink, ckpt, resume):
                 episode_length=jnp.asarray(ep_len, jnp.int32),
                 frames=jnp.asarray(frames, jnp.int32),
             )
-            if ckpt is not None and config.checkpoint_every and (
-                done % config.checkpoint_every == 0
+            if (
+                ckpt is not None
+                and config.checkpoint_every
+                and (done % config.checkpoint_every == 0)
             ):
                 ckpt.save(done, run)
     run = RunnerState(

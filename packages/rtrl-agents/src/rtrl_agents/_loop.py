@@ -77,7 +77,9 @@ def _episode_stats(ret, length, ts):
     return ret, length, done_ret, done_len, jnp.sum(last)
 
 
-def collect(agent: Agent, env: Any, runner: RunnerState) -> tuple[RunnerState, Trajectory, dict]:
+def collect(
+    agent: Agent, env: Any, runner: RunnerState
+) -> tuple[RunnerState, Trajectory, dict]:
     """One rollout of ``agent.rollout_length`` steps in every stream."""
 
     def body(carry, _):
@@ -123,14 +125,20 @@ def collect(agent: Agent, env: Any, runner: RunnerState) -> tuple[RunnerState, T
         (ep_ret, ep_len, runner.frames + frames),
     )
     dret, dlen, dn = (jnp.sum(x) for x in stats)
-    return runner, batch, {
-        "episode_return_sum": dret,
-        "episode_length_sum": dlen.astype(jnp.float32),
-        "episodes": dn.astype(jnp.float32),
-    }
+    return (
+        runner,
+        batch,
+        {
+            "episode_return_sum": dret,
+            "episode_length_sum": dlen.astype(jnp.float32),
+            "episodes": dn.astype(jnp.float32),
+        },
+    )
 
 
-def update_step(agent: Agent, env: Any, runner: RunnerState) -> tuple[RunnerState, dict]:
+def update_step(
+    agent: Agent, env: Any, runner: RunnerState
+) -> tuple[RunnerState, dict]:
     """Collect one rollout with the current parameters, then update on it."""
     runner, batch, ep = collect(agent, env, runner)
     state, metrics = agent.update(runner.agent, batch)

@@ -190,7 +190,9 @@ def gae(
         acc = d + k * acc
         return acc, acc
 
-    _, adv = jax.lax.scan(body, jnp.zeros_like(values[-1]), (delta, decay), reverse=True)
+    _, adv = jax.lax.scan(
+        body, jnp.zeros_like(values[-1]), (delta, decay), reverse=True
+    )
     return adv
 
 

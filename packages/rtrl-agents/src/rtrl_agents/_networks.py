@@ -11,8 +11,9 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import rtrl_cells as rc
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
+
+import rtrl_cells as rc
 
 from ._config import CoreConfig, HeadConfig, NetworkConfig, TorsoConfig
 from ._env import action_dim, is_discrete
@@ -70,17 +71,24 @@ class _ResidualBlock(eqx.Module):
 
 class _ImpalaStage(eqx.Module):
     conv: eqx.nn.Conv2d
-    pool: eqx.nn.MaxPool2d
     blocks: tuple[_ResidualBlock, ...]
 
     def __init__(self, in_ch: int, out_ch: int, num_blocks: int, *, key):
         keys = jax.random.split(key, num_blocks + 1)
         self.conv = eqx.nn.Conv2d(in_ch, out_ch, 3, padding=1, key=keys[0])
-        self.pool = eqx.nn.MaxPool2d(3, stride=2, padding=1)
         self.blocks = tuple(_ResidualBlock(out_ch, key=k) for k in keys[1:])
 
     def __call__(self, x: Array) -> Array:
-        x = self.pool(self.conv(x))
+        # Max-pool 3x3, stride 2, padding 1, written functionally so the
+        # module holds arrays only (jit can return it).
+        x = jax.lax.reduce_window(
+            self.conv(x),
+            -jnp.inf,
+            jax.lax.max,
+            (1, 3, 3),
+            (1, 2, 2),
+            ((0, 0), (1, 1), (1, 1)),
+        )
         for block in self.blocks:
             x = block(x)
         return x

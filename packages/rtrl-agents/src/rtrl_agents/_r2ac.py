@@ -8,8 +8,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
-import rtrl_cells as rc
 from jaxtyping import Array
+
+import rtrl_cells as rc
 
 from ._config import R2ACConfig
 from ._core import (
@@ -87,7 +88,9 @@ class R2AC:
         cell: optionally, any rtrl-cells cell to use as the core.
     """
 
-    def __init__(self, config: R2ACConfig, spec: Any, *, cell: rc.AbstractCell | None = None):
+    def __init__(
+        self, config: R2ACConfig, spec: Any, *, cell: rc.AbstractCell | None = None
+    ):
         if not isinstance(config, R2ACConfig):
             raise ValueError(f"R2AC needs an R2ACConfig, got {type(config).__name__}.")
         self.config = config
@@ -97,7 +100,7 @@ class R2AC:
         self._cell = cell
         # Build once on a throwaway key so that a bad network or action space
         # fails here, before anything is compiled.
-        jax.eval_shape(lambda: self._make_net(jax.random.PRNGKey(0)))
+        eqx.filter_eval_shape(self._make_net, jax.random.PRNGKey(0))
         self.optimizer = optax.chain(
             optax.clip_by_global_norm(config.max_grad_norm),
             optax.inject_hyperparams(optax.rmsprop)(
@@ -130,7 +133,12 @@ class R2AC:
         return batched_initial_carry(state.params, self.num_envs)
 
     def act(
-        self, state: AgentState, carry: Any, timestep: Any, key: Array, greedy: bool = False
+        self,
+        state: AgentState,
+        carry: Any,
+        timestep: Any,
+        key: Array,
+        greedy: bool = False,
     ) -> tuple[Array, Any, ActorOutput]:
         """Samples actions for every stream (greedy: the mode) and steps the core."""
         return actor_step(state.params, carry, timestep, key, greedy)
@@ -141,9 +149,7 @@ class R2AC:
 
         def one(c0, obs, rew, first, term, trunc, action, behaviour):
             p, v, _ = net.unroll(c0, obs, rew, first)
-            return r2ac_stream_loss(
-                net, p, v, action, behaviour, rew, term, trunc, cfg
-            )
+            return r2ac_stream_loss(net, p, v, action, behaviour, rew, term, trunc, cfg)
 
         parts = jax.vmap(one)(
             batch.carry_0,

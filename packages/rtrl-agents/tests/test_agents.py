@@ -1,0 +1,246 @@
+"""PPO and the streaming actor-critic learn; every agent trains with every core."""
+
+import equinox as eqx
+import jax
+import numpy as np
+import pytest
+from rtrl_agents_testenvs import Box, DelayedRecall, Spec
+
+import rtrl_agents as ra
+
+
+def _rate(metrics, frac=0.2):
+    n = len(metrics["episodes"])
+    k = max(int(n * frac), 1)
+    ret = np.asarray(metrics["episode_return_sum"])[-k:].sum()
+    eps = np.asarray(metrics["episodes"])[-k:].sum()
+    assert eps > 50
+    return float(ret / eps)
+
+
+def _ppo(method, traces, seq_len, env):
+    net = ra.NetworkConfig(
+        torso=ra.TorsoConfig(hidden_sizes=(32,), activation="tanh", reward_input=False),
+        core=ra.CoreConfig(cell="elstm", hidden_size=32, method=method),
+        heads=ra.HeadConfig(hidden_sizes=(32,)),
+    )
+    cfg = ra.PPOConfig(
+        network=net,
+        rollout_length=32,
+        num_epochs=4,
+        num_minibatches=4,
+        sequence_length=seq_len,
+        traces=traces,
+        learning_rate=3e-3,
+        entropy_cost=0.01,
+    )
+    return ra.PPO(cfg, env.spec)
+
+
+@pytest.mark.parametrize(
+    ("method", "traces", "seq_len"),
+    [("rtrl", "stale", 1), ("rtrl", "refresh", 1), ("tbptt", "stale", 8)],
+)
+def test_ppo_learns_a_short_recall(method, traces, seq_len):
+    env = DelayedRecall(num_envs=8, delay=2)
+    agent = _ppo(method, traces, seq_len, env)
+    _, m = jax.jit(ra.make_train(agent, env, 150))(jax.random.PRNGKey(0))
+    rate = _rate(m)
+    print(f"PPO {method}/{traces}/L={seq_len} success: {rate:.3f}")
+    assert rate > 0.9
+
+
+def test_streaming_ac_learns_online_with_rtrl():
+    env = DelayedRecall(num_envs=4, delay=1)
+    net = ra.NetworkConfig(
+        torso=ra.TorsoConfig(hidden_sizes=(32,), reward_input=False),
+        core=ra.CoreConfig(cell="elstm", hidden_size=32, method="rtrl-online"),
+    )
+    cfg = ra.StreamingACConfig(
+        network=net, discount=0.9, actor_kappa=0.3, critic_kappa=0.3
+    )
+    agent = ra.StreamingAC(cfg, env.spec)
+    _, m = jax.jit(ra.make_train(agent, env, 8000))(jax.random.PRNGKey(0))
+    rate = _rate(m, 0.1)
+    print(f"streaming AC (online RTRL) success: {rate:.3f}")
+    assert rate > 0.9
+
+
+def _small_net(cell, method, reward_input=True):
+    return ra.NetworkConfig(
+        torso=ra.TorsoConfig(hidden_sizes=(8,), reward_input=reward_input),
+        core=ra.CoreConfig(cell=cell, hidden_size=4, method=method),
+    )
+
+
+AGENTS = {
+    "r2ac": lambda net, spec: ra.R2AC(
+        ra.R2ACConfig(network=net, rollout_length=3), spec
+    ),
+    "ppo": lambda net, spec: ra.PPO(
+        ra.PPOConfig(
+            network=net,
+            rollout_length=4,
+            num_epochs=2,
+            num_minibatches=2,
+            sequence_length=2,
+        ),
+        spec,
+    ),
+    "streaming": lambda net, spec: ra.StreamingAC(
+        ra.StreamingACConfig(network=net), spec
+    ),
+}
+
+
+# The learning tests cover r2ac/ppo x rtrl/tbptt and streaming x rtrl-online;
+# these fast cases cover the rest, the full matrix runs with --runslow.
+FAST = [
+    ("r2ac", "elstm", "rtrl-online"),
+    ("r2ac", "none", "rtrl"),
+    ("ppo", "elstm", "rtrl-online"),
+    ("ppo", "none", "rtrl"),
+    ("streaming", "elstm", "tbptt"),
+    ("streaming", "none", "rtrl"),
+]
+MATRIX = [
+    pytest.param(a, c, m, marks=[] if (a, c, m) in FAST else pytest.mark.slow)
+    for a in sorted(AGENTS)
+    for c, m in [
+        ("elstm", "rtrl"),
+        ("elstm", "rtrl-online"),
+        ("elstm", "tbptt"),
+        ("none", "rtrl"),
+    ]
+]
+
+
+@pytest.mark.parametrize(("agent_name", "cell", "method"), MATRIX)
+def test_every_agent_trains_with_every_core_method(agent_name, cell, method):
+    env = DelayedRecall(num_envs=2, delay=2)
+    agent = AGENTS[agent_name](_small_net(cell, method), env.spec)
+    runner, m = jax.jit(ra.make_train(agent, env, 3))(jax.random.PRNGKey(0))
+    assert int(runner.agent.update_count) == 3
+    assert np.all(np.isfinite(np.asarray(m["loss"])))
+    assert np.all(np.asarray(m["nonfinite_loss"]) == 0)
+    before = ra.init_runner(agent, env, jax.random.PRNGKey(0)).agent.params
+    moved = jax.tree.leaves(
+        jax.tree.map(
+            lambda a, b: float(np.max(np.abs(np.asarray(a) - np.asarray(b)))),
+            eqx.filter(before, eqx.is_inexact_array),
+            eqx.filter(runner.agent.params, eqx.is_inexact_array),
+        )
+    )
+    assert max(moved) > 0
+
+
+@pytest.mark.parametrize(
+    "cell", ["lru", pytest.param("rtu", marks=pytest.mark.slow), "gru"]
+)
+def test_r2ac_with_other_cells(cell):
+    env = DelayedRecall(num_envs=2, delay=2)
+    agent = AGENTS["r2ac"](_small_net(cell, "rtrl"), env.spec)
+    _, m = jax.jit(ra.make_train(agent, env, 2))(jax.random.PRNGKey(0))
+    assert np.all(np.isfinite(np.asarray(m["loss"])))
+
+
+class _Continuous:
+    """A one-step continuous task: reward -(a - target)^2, target in the obs."""
+
+    def __init__(self, num_envs=4):
+        self.spec = Spec((1,), Box((-2.0,), (2.0,), (1,)), num_envs)
+
+    def reset(self, key):
+        import jax.numpy as jnp
+
+        n = self.spec.num_envs
+        target = jax.random.uniform(key, (n, 1), minval=-1, maxval=1)
+        from rtrl_agents_testenvs import TimeStep
+
+        ts = TimeStep(
+            target,
+            jnp.zeros(n),
+            jnp.zeros(n, bool),
+            jnp.zeros(n, bool),
+            jnp.ones(n, bool),
+        )
+        return (key, target, jnp.zeros(n, bool)), ts
+
+    def step(self, state, action):
+        import jax.numpy as jnp
+        from rtrl_agents_testenvs import TimeStep
+
+        key, target, last = state
+        key, k = jax.random.split(key)
+        n = self.spec.num_envs
+        reward = jnp.where(last, 0.0, -jnp.sum((action - target) ** 2, -1))
+        new_target = jax.random.uniform(k, (n, 1), minval=-1, maxval=1)
+        target = jnp.where(last[:, None], new_target, target)
+        term = ~last
+        ts = TimeStep(target, reward, term, jnp.zeros(n, bool), last)
+        return (key, target, term), ts
+
+
+def test_ppo_with_a_gaussian_head_learns_a_continuous_task():
+    env = _Continuous(num_envs=8)
+    net = ra.NetworkConfig(
+        torso=ra.TorsoConfig(hidden_sizes=(16,), reward_input=False),
+        core=ra.CoreConfig(cell="rtu", hidden_size=8, method="rtrl"),
+        heads=ra.HeadConfig(init_log_std=-0.5),
+    )
+    cfg = ra.PPOConfig(
+        network=net, rollout_length=16, num_minibatches=4, learning_rate=3e-3
+    )
+    agent = ra.PPO(cfg, env.spec)
+    _, m = jax.jit(ra.make_train(agent, env, 80))(jax.random.PRNGKey(0))
+    ret = np.asarray(m["episode_return_sum"]) / np.maximum(np.asarray(m["episodes"]), 1)
+    assert ret[-10:].mean() > ret[:10].mean() + 0.1
+    assert ret[-10:].mean() > -0.3
+
+
+def test_train_is_vmappable_over_seeds():
+    env = DelayedRecall(num_envs=2, delay=2)
+    agent = AGENTS["r2ac"](_small_net("elstm", "rtrl"), env.spec)
+    keys = jax.random.split(jax.random.PRNGKey(0), 3)
+    _, m = jax.jit(jax.vmap(ra.make_train(agent, env, 2)))(keys)
+    loss = np.asarray(m["loss"])
+    assert loss.shape == (3, 2)
+    assert len(np.unique(loss[:, 0])) == 3
+
+
+def test_impala_torso_shapes():
+    torso = ra.ImpalaTorso(
+        (4, 84, 84), ra.TorsoConfig(kind="impala"), key=jax.random.PRNGKey(0)
+    )
+    x = jax.ShapeDtypeStruct((4, 84, 84), np.uint8)
+    assert eqx.filter_eval_shape(torso, x).shape == (256,)
+    hwc = ra.ImpalaTorso(
+        (72, 96, 3),
+        ra.TorsoConfig(kind="impala", channels_first=False, fc_size=32),
+        key=jax.random.PRNGKey(0),
+    )
+    x = jax.ShapeDtypeStruct((72, 96, 3), np.uint8)
+    assert eqx.filter_eval_shape(hwc, x).shape == (32,)
+
+
+def test_r2ac_with_the_impala_torso_updates():
+    class Pixels(DelayedRecall):
+        def __init__(self):
+            super().__init__(num_envs=2, delay=1)
+            self.spec = Spec((3, 12, 12), self.spec.action_space, 2)
+
+        def _obs(self, key, t, cue):
+            base = super()._obs(key, t, cue)
+            img = (base[..., :3, None, None] * 255).astype(np.uint8)
+            return jax.numpy.broadcast_to(img, (*t.shape, 3, 12, 12))
+
+    env = Pixels()
+    net = ra.NetworkConfig(
+        torso=ra.TorsoConfig(
+            kind="impala", channels=(4, 4), blocks_per_stage=1, fc_size=16
+        ),
+        core=ra.CoreConfig(cell="elstm", hidden_size=8),
+    )
+    agent = ra.R2AC(ra.R2ACConfig(network=net, rollout_length=3), env.spec)
+    _, m = jax.jit(ra.make_train(agent, env, 2))(jax.random.PRNGKey(0))
+    assert np.all(np.isfinite(np.asarray(m["loss"])))

@@ -1,0 +1,170 @@
+"""Bad configurations fail at construction, before any compilation; the API."""
+
+import dataclasses
+
+import pytest
+from rtrl_agents_testenvs import Box, DelayedRecall, Spec
+
+import rtrl_agents as ra
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda: ra.CoreConfig(hidden_size=0), "hidden_size must be a positive int"),
+        (lambda: ra.CoreConfig(hidden_size=-3), "hidden_size must be a positive int"),
+        (lambda: ra.CoreConfig(method="bptt-full"), "method='bptt-full' is unknown"),
+        (lambda: ra.CoreConfig(cell="transformer"), "cell='transformer' is unknown"),
+        (lambda: ra.CoreConfig(r_min=0.9, r_max=0.5), "r_min=0.9 exceeds"),
+        (
+            lambda: ra.TorsoConfig(hidden_sizes=(8, 0)),
+            "hidden_sizes must be a positive",
+        ),
+        (lambda: ra.TorsoConfig(kind="cnn"), "kind='cnn' is unknown"),
+        (lambda: ra.R2ACConfig(rollout_length=0), "rollout_length must be a positive"),
+        (lambda: ra.R2ACConfig(discount=1.5), "discount=1.5 must lie in"),
+        (lambda: ra.R2ACConfig(learning_rate=0.0), "learning_rate must be a positive"),
+        (lambda: ra.PPOConfig(traces="fresh"), "traces='fresh' is unknown"),
+        (
+            lambda: ra.PPOConfig(rollout_length=10, sequence_length=3),
+            "sequence_length=3 must divide",
+        ),
+        (lambda: ra.StreamingACConfig(trace_lambda=2.0), "trace_lambda=2.0 must lie"),
+        (lambda: ra.LoopConfig(num_updates=0), "num_updates must be a positive"),
+        (
+            lambda: ra.LoopConfig(log_every=4, checkpoint_every=6),
+            "checkpoint_every=6 must be a multiple",
+        ),
+        (lambda: ra.HeadConfig(distribution="beta"), "distribution='beta' is unknown"),
+    ],
+)
+def test_bad_configs_raise_at_construction(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_configs_are_frozen():
+    cfg = ra.R2ACConfig()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.rollout_length = 3  # type: ignore[misc]
+
+
+def test_seed_defaults():
+    r = ra.R2ACConfig()
+    assert (r.learning_rate, r.rms_decay, r.rms_eps) == (6e-4, 0.99, 0.01)
+    assert (r.entropy_cost, r.baseline_cost, r.discount) == (0.01, 0.5, 0.99)
+    assert (r.reward_clip, r.max_grad_norm, r.clip_rho, r.clip_c) == (1.0, 40.0, 1, 1)
+    assert r.network.torso.kind == "impala" and r.network.core.cell == "elstm"
+    p = ra.PPOConfig()
+    assert (p.rollout_length, p.num_epochs, p.num_minibatches) == (2048, 4, 32)
+    assert (p.learning_rate, p.max_grad_norm, p.clip_eps) == (1e-4, 0.5, 0.2)
+    assert (p.gae_lambda, p.traces, p.entropy_cost) == (0.95, "stale", 0.0)
+    assert p.network.core.cell == "rtu" and p.network.core.hidden_size == 192
+
+
+def test_action_space_the_head_cannot_serve():
+    env = DelayedRecall(num_envs=2)
+    net = ra.NetworkConfig(
+        torso=ra.TorsoConfig(hidden_sizes=(4,)),
+        core=ra.CoreConfig(hidden_size=4),
+        heads=ra.HeadConfig(distribution="gaussian"),
+    )
+    with pytest.raises(ValueError, match="cannot serve a discrete action space"):
+        ra.R2AC(ra.R2ACConfig(network=net), env.spec)
+    odd = Spec((3,), object(), 2)
+    with pytest.raises(ValueError, match="neither discrete"):
+        ra.R2AC(
+            ra.R2ACConfig(network=dataclasses.replace(net, heads=ra.HeadConfig())), odd
+        )
+    cont = Spec((3,), Box((-1.0,), (1.0,), (1,)), 2)
+    with pytest.raises(ValueError, match="cannot serve a continuous"):
+        ra.PPO(
+            ra.PPOConfig(
+                network=dataclasses.replace(
+                    net, heads=ra.HeadConfig(distribution="categorical")
+                ),
+                rollout_length=4,
+                num_minibatches=2,
+            ),
+            cont,
+        )
+
+
+def test_impala_torso_needs_images():
+    env = DelayedRecall(num_envs=2)
+    with pytest.raises(ValueError, match="needs image observations"):
+        ra.R2AC(ra.R2ACConfig(), env.spec)
+
+
+def test_ppo_minibatches_must_divide_the_rollout():
+    env = DelayedRecall(num_envs=3)
+    with pytest.raises(ValueError, match="do not split into num_minibatches=4"):
+        ra.PPO(ra.PPOConfig(rollout_length=5, num_minibatches=4), env.spec)
+
+
+def test_checkpoint_every_needs_a_directory():
+    env = DelayedRecall(num_envs=2)
+    net = ra.NetworkConfig(
+        torso=ra.TorsoConfig(hidden_sizes=(4,)), core=ra.CoreConfig(hidden_size=4)
+    )
+    agent = ra.R2AC(ra.R2ACConfig(network=net, rollout_length=2), env.spec)
+    with pytest.raises(ValueError, match="no checkpoint_dir"):
+        ra.train(
+            agent,
+            env,
+            None,
+            ra.LoopConfig(num_updates=2, log_every=2, checkpoint_every=2),
+        )
+
+
+def test_public_api_is_pinned():
+    assert ra.__all__ == [
+        "ActorCriticNet",
+        "ActorOutput",
+        "AgentState",
+        "CategoricalHead",
+        "Checkpointer",
+        "CoreConfig",
+        "EnvSpecLike",
+        "EnvironmentLike",
+        "GaussianHead",
+        "HeadConfig",
+        "ImpalaTorso",
+        "JsonlWriter",
+        "LoopConfig",
+        "MLPTorso",
+        "MetricWriter",
+        "MultiWriter",
+        "NetworkConfig",
+        "NonFiniteError",
+        "PPO",
+        "PPOConfig",
+        "PPOExtras",
+        "ProgressBar",
+        "R2AC",
+        "R2ACConfig",
+        "RunnerState",
+        "StreamingAC",
+        "StreamingACConfig",
+        "TensorBoardWriter",
+        "TimeStepLike",
+        "TorsoConfig",
+        "TrainResult",
+        "Trajectory",
+        "ValueHead",
+        "collect",
+        "gae",
+        "impala_network",
+        "init_runner",
+        "make_train",
+        "ppo_clip_loss",
+        "rtu_ppo_network",
+        "run_updates",
+        "summarise",
+        "train",
+        "transitions",
+        "vtrace",
+        "vtrace_actor_critic_loss",
+    ]
+    for name in ra.__all__:
+        assert hasattr(ra, name), name
