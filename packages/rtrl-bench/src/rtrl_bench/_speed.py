@@ -111,19 +111,25 @@ def _problem(name: str, N: int, D: int, T: int, B: int, seed: int = 0):
 
 
 def gradient_fns(cell, method: str) -> Callable:
-    """The jitted function timed for ``method``: a gradient, or the forward alone."""
+    """The jitted function timed for ``method``: a gradient, or the forward alone.
+
+    It returns the gradient and the new carry, as a learner needs both: a
+    benchmark that dropped the carry would let the compiler skip the traces.
+    """
     import equinox as eqx
     import jax
     import jax.numpy as jnp
 
     def loss(c, carry, xs, resets, m):
-        ys, _ = jax.vmap(lambda k, x, r: c.unroll(k, x, r, m))(carry, xs, resets)
-        return jnp.sum(ys**2)
+        ys, carry_T = jax.vmap(lambda k, x, r: c.unroll(k, x, r, m))(
+            carry, xs, resets
+        )
+        return jnp.sum(ys**2), carry_T
 
     if method == "forward":
         return eqx.filter_jit(lambda c, k, x, r: loss(c, k, x, r, "bptt"))
     return eqx.filter_jit(
-        eqx.filter_grad(lambda c, k, x, r: loss(c, k, x, r, method))
+        eqx.filter_grad(lambda c, k, x, r: loss(c, k, x, r, method), has_aux=True)
     )
 
 

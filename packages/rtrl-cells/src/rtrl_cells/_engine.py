@@ -321,12 +321,22 @@ class System:
         resets: Array,
         remat: bool = False,
     ) -> tuple[States, States]:
-        """Forward over a segment: ``(state sequence, final state)``.
+        """Forward over a segment: ``(state sequence, final state)``."""
+        return self.scan_core(params, s0, self.prepare(params, xs), resets, remat)
+
+    def scan_core(
+        self,
+        params: list[Array],
+        s0: States,
+        pre: Any,
+        resets: Array,
+        remat: bool = False,
+    ) -> tuple[States, States]:
+        """The recurrence over prepared inputs: ``(state sequence, final state)``.
 
         With ``remat``, differentiating it stores only the state of each step and
         recomputes the rest of the step on the way back.
         """
-        pre = self.prepare(params, xs)
 
         def body(s, inp):
             pre_t, reset_t = inp
@@ -387,6 +397,10 @@ def run_segment(
     unit" on ``s_T``; the input matrices' part is one einsum of pre-activation
     adjoints with the inputs, never a per-step trace write.
 
+    The hoisted input projection stays outside the custom VJP, so that under
+    ``vmap`` its weight gradient is one contraction over batch and time (rather
+    than one per stream, summed afterwards).
+
     Args:
         input_grads: ``"bptt"``: inputs get BPTT gradients inside the segment
             ("chunked"); ``"one-step"``: each input gets the gradient through its own
@@ -394,40 +408,50 @@ def run_segment(
         remat: store only the states and recompute each step on the way back.
     """
     layout = system.layout
+    one_step = input_grads == "one-step"
+    # With one-step input gradients, the projection's BPTT cotangent must reach
+    # the weights but not the inputs; the inputs get theirs inside.
+    pre = system.prepare(params, jax.lax.stop_gradient(xs) if one_step else xs)
 
-    def forward(params, xs, s0, traces0, resets):
+    def forward(params, pre, xs, s0, traces0, resets):
         (states, s_T), vjp = jax.vjp(
-            lambda p, x, s: system.segment(p, s, x, resets, remat), params, xs, s0
+            lambda p, q, s: system.scan_core(p, s, q, resets, remat), params, pre, s0
         )
         rows, cts = trace_cotangents(layout, xs.dtype)
         zero_states = _zeros_like_tree(states)
-        g_params, g_state = _batched_vjp(lambda ct: vjp((zero_states, ct))[::2], cts)
+        g_core, g_pre, g_state = _batched_vjp(lambda ct: vjp((zero_states, ct)), cts)
+        # The projection's part of the traces: one einsum per stream, by autodiff
+        # of the (linear) projection; its forward value is unused and dropped.
+        _, vjp_prep = jax.vjp(lambda p: system.prepare(p, xs), params)
+        (g_proj,) = _batched_vjp(vjp_prep, g_pre)
+        g_params = [a + b for a, b in zip(g_core, g_proj, strict=True)]
         traces_T = update_traces(layout, rows, g_params, g_state, traces0)
         return (states, s_T, traces_T), vjp
 
     @jax.custom_vjp
-    def run(params, xs, s0, traces0, resets):
-        return forward(params, xs, s0, traces0, resets)[0]
+    def run(params, pre, xs, s0, traces0, resets):
+        return forward(params, pre, xs, s0, traces0, resets)[0]
 
-    def fwd(params, xs, s0, traces0, resets):
-        out, vjp = forward(params, xs, s0, traces0, resets)
+    def fwd(params, pre, xs, s0, traces0, resets):
+        out, vjp = forward(params, pre, xs, s0, traces0, resets)
         return out, (vjp, params, xs, s0, traces0, resets, out[0])
 
     def bwd(res, cts):
         vjp, params, xs, s0, traces0, resets, states = res
         ct_states = cts[0]
-        g_params, g_xs, lam0 = vjp((ct_states, _zeros_like_tree(s0)))
+        g_params, g_pre, lam0 = vjp((ct_states, _zeros_like_tree(s0)))
         carried = contract(layout, lam0, traces0, params)
         g_params = [a + b for a, b in zip(g_params, carried, strict=True)]
-        if input_grads == "one-step":
+        g_xs = None
+        if one_step:
             g_xs = _one_step_input_grads(
                 system, params, xs, s0, resets, states, ct_states
             )
         # The carry is data, not a path for gradients: nothing reaches it.
-        return g_params, g_xs, None, None, None
+        return g_params, g_pre, g_xs, None, None, None
 
     run.defvjp(fwd, bwd)
-    return run(params, xs, s0, traces0, resets)
+    return run(params, pre, xs, s0, traces0, resets)
 
 
 def _one_step_input_grads(system, params, xs, s0, resets, states, ct_states):
