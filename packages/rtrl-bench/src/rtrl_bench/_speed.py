@@ -103,9 +103,7 @@ def _problem(name: str, N: int, D: int, T: int, B: int, seed: int = 0):
     resets = jnp.zeros((B, T), bool)
     carry0 = jax.vmap(lambda _: cell.init_carry())(jnp.arange(B))
     prev = jax.random.normal(k_prev, (B, T, D), jnp.float32)
-    advance = jax.jit(
-        jax.vmap(lambda c, x, r: cell.unroll(c, x, r, "chunked")[1])
-    )
+    advance = jax.jit(jax.vmap(lambda c, x, r: cell.unroll(c, x, r, "chunked")[1]))
     carry = advance(carry0, prev, resets)
     return cell, xs, resets, carry
 
@@ -121,9 +119,7 @@ def gradient_fns(cell, method: str) -> Callable:
     import jax.numpy as jnp
 
     def loss(c, carry, xs, resets, m):
-        ys, carry_T = jax.vmap(lambda k, x, r: c.unroll(k, x, r, m))(
-            carry, xs, resets
-        )
+        ys, carry_T = jax.vmap(lambda k, x, r: c.unroll(k, x, r, m))(carry, xs, resets)
         return jnp.sum(ys**2), carry_T
 
     if method == "forward":
@@ -165,8 +161,7 @@ def time_methods(
     med = {m: statistics.median(ts) for m, ts in times.items()}
     base = med.get("bptt", float("nan"))
     return [
-        SpeedRow(cell_name, N, D, T, B, m, med[m], runs, med[m] / base)
-        for m in methods
+        SpeedRow(cell_name, N, D, T, B, m, med[m], runs, med[m] / base) for m in methods
     ]
 
 
@@ -196,7 +191,7 @@ def memory_rows(
         params, static = eqx.partition(cell, eqx.is_array)
         trace_bytes = 4 * B * rc.trace_size(cell)
 
-        def unroll_grad(p, carry, xs, resets, method):
+        def unroll_grad(p, carry, xs, resets, method, static=static):
             def loss(p):
                 c = eqx.combine(p, static)
                 ys, _ = jax.vmap(lambda k, x, r: c.unroll(k, x, r, method))(
@@ -206,13 +201,13 @@ def memory_rows(
 
             return jax.grad(loss)(p)
 
-        def online_steps(p, carry, xs, resets):
+        def online_steps(p, carry, xs, resets, static=static):
             # A streaming learner: one step and one gradient per time step.
             def body(acc, inp):
                 carry, g_acc = acc
                 x_t, r_t = inp
 
-                def loss_t(p):
+                def loss_t(p, carry=carry, x_t=x_t, r_t=r_t):
                     c = eqx.combine(p, static)
                     y, k = jax.vmap(c.step)(carry, x_t, r_t)
                     return jnp.sum(y**2), k
@@ -222,13 +217,15 @@ def memory_rows(
                 return (carry, g_acc), None
 
             g0 = jax.tree.map(jnp.zeros_like, p)
-            (carry, g), _ = jax.lax.scan(
-                body, (carry, g0), (jnp.swapaxes(xs, 0, 1), resets.T)
-            )
+            (carry, g), _ = jax.lax.scan(body, (carry, g0), (xs, resets))
             return g, carry
 
         uses = {
-            "online-step": (jax.jit(online_steps), (params, carry, xs, resets)),
+            # Time-major inputs, prepared outside: the scan reads them in place.
+            "online-step": (
+                jax.jit(online_steps),
+                (params, carry, jnp.swapaxes(xs, 0, 1), resets.T),
+            ),
             "online": (
                 jax.jit(lambda *a: unroll_grad(*a, "online")),
                 (params, carry, xs, resets),
@@ -240,8 +237,9 @@ def memory_rows(
         }
         for use, (fn, args) in uses.items():
             rows.append(
-                MemoryRow(cell_name, N, D, T, B, use, _compiled_bytes(fn, *args),
-                          trace_bytes)
+                MemoryRow(
+                    cell_name, N, D, T, B, use, _compiled_bytes(fn, *args), trace_bytes
+                )
             )
     return rows
 
@@ -250,9 +248,11 @@ def format_speed(rows: Sequence[SpeedRow]) -> str:
     methods = list(dict.fromkeys(r.method for r in rows))
     keys = list(dict.fromkeys((r.cell, r.N, r.D, r.T, r.B) for r in rows))
     by = {(r.cell, r.N, r.D, r.T, r.B, r.method): r for r in rows}
-    head = "| cell | N | D | T | B | " + " | ".join(
-        f"{m} ms (x bptt)" for m in methods
-    ) + " |"
+    head = (
+        "| cell | N | D | T | B | "
+        + " | ".join(f"{m} ms (x bptt)" for m in methods)
+        + " |"
+    )
     lines = [head, "|---" * (5 + len(methods)) + "|"]
     for k in keys:
         cols = []
@@ -277,7 +277,10 @@ def format_memory(rows: Sequence[MemoryRow]) -> str:
         trace_mb = by[(*k, uses[0])].trace_bytes / 2**20
         cols = [f"{by[(*k, u)].bytes / 2**20:.1f}" for u in uses]
         lines.append(
-            "| " + " | ".join(map(str, k)) + f" | {trace_mb:.1f} | "
-            + " | ".join(cols) + " |"
+            "| "
+            + " | ".join(map(str, k))
+            + f" | {trace_mb:.1f} | "
+            + " | ".join(cols)
+            + " |"
         )
     return "\n".join(lines)

@@ -1,0 +1,54 @@
+"""The speed benchmark measures every method side by side, and memory honestly."""
+
+import json
+
+from rtrl_bench import main
+from rtrl_bench._speed import memory_rows, time_methods
+
+
+def test_time_methods_interleaves_and_reports_ratios():
+    rows = time_methods("ELSTM", 8, 5, 6, 2, runs=2, warmup=1)
+    by = {r.method: r for r in rows}
+    assert set(by) == {"bptt", "chunked", "online", "forward"}
+    assert by["bptt"].ratio_to_bptt == 1.0
+    for r in rows:
+        assert r.median_s > 0 and r.runs == 2
+        assert abs(r.ratio_to_bptt - r.median_s / by["bptt"].median_s) < 1e-12
+
+
+def test_streaming_memory_is_constant_in_T_and_bptt_grows():
+    rows = memory_rows("ELSTM", 16, 9, 2, lengths=(10, 400))
+    mem = {(r.use, r.T): r.bytes for r in rows}
+    assert mem[("online-step", 400)] <= 1.1 * mem[("online-step", 10)]
+    assert mem[("bptt", 400)] > 5 * mem[("bptt", 10)]
+    # Unrolled "online" stores only the states: less than BPTT's residuals.
+    assert mem[("online", 400)] < mem[("bptt", 400)]
+
+
+def test_cli_writes_json(tmp_path, capsys):
+    out = tmp_path / "speed.json"
+    code = main(
+        [
+            "speed",
+            "--cells",
+            "RTU(linear)",
+            "--config",
+            "8,5,4,2",
+            "--runs",
+            "1",
+            "--memory-lengths",
+            "5",
+            "--json",
+            str(out),
+        ]
+    )
+    assert code == 0
+    data = json.loads(out.read_text())
+    assert {r["method"] for r in data["speed"]} == {
+        "bptt",
+        "chunked",
+        "online",
+        "forward",
+    }
+    assert {r["use"] for r in data["memory"]} == {"online-step", "online", "bptt"}
+    assert "| RTU(linear) | 8 | 5 | 4 | 2 |" in capsys.readouterr().out
