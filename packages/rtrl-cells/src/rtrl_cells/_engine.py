@@ -27,8 +27,10 @@ Rules (``lambda`` is an adjoint of the state, ``M = d s_T / d s_0``,
   cotangent "component ``a`` of every unit" on ``s_T[g]``; for ``dense`` traces, from
   one reverse pass per state entry of the group.
 
-The same rules serve "online" (segments of one step) and "chunked" (one segment per
-call, BPTT inside it plus ``lambda_0 . E_0``), as in DESIGN section 3.
+The same rules serve a single step (:func:`run_per_step`, what ``step`` and a
+streaming learner use) and whole segments (:func:`run_segment`: BPTT inside the
+segment plus ``lambda_0 . E_0``, for "chunked", and for "online" with one-step input
+gradients), as in DESIGN section 3.
 """
 
 from __future__ import annotations
