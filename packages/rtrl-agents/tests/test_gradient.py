@@ -76,7 +76,12 @@ def _full_bptt_loss(agent, batches):
 
 
 @pytest.mark.parametrize(
-    ("method", "cell"), [("rtrl", "elstm"), ("rtrl-online", "elstm"), ("rtrl", "rtu")]
+    ("method", "cell"),
+    [
+        ("rtrl", "elstm"),
+        ("rtrl-online", "elstm"),
+        pytest.param("rtrl", "rtu", marks=pytest.mark.slow),
+    ],
 )
 def test_rtrl_agent_gradient_equals_full_bptt(x64, method, cell):
     agent, net, batches = _setup(method, cell)
