@@ -1,10 +1,25 @@
 """rtrl-bench: experiments, studies and benchmarks of exact RTRL."""
 
 from ._cli import main as main
+from ._complexity import ComplexityConfig as ComplexityConfig
+from ._complexity import ComplexityResult as ComplexityResult
+from ._complexity import ComplexityRow as ComplexityRow
+from ._complexity import run_complexity as run_complexity
+from ._complexity import write_report as write_complexity_report
 from ._gradcheck import GradcheckRow as GradcheckRow
 from ._gradcheck import run_gradcheck as run_gradcheck
 from ._provenance import provenance as provenance
 
-__all__ = ["GradcheckRow", "main", "provenance", "run_gradcheck"]
+__all__ = [
+    "ComplexityConfig",
+    "ComplexityResult",
+    "ComplexityRow",
+    "GradcheckRow",
+    "main",
+    "provenance",
+    "run_complexity",
+    "run_gradcheck",
+    "write_complexity_report",
+]
 
 __version__ = "0.1.0"

@@ -63,6 +63,34 @@ def _envs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _complexity(args: argparse.Namespace) -> int:
+    from ._complexity import (
+        FULL_ENTRIES,
+        ComplexityConfig,
+        format_fits,
+        format_table,
+        run_complexity,
+        write_report,
+    )
+
+    kw = {}
+    if args.full:
+        kw["entries"] = FULL_ENTRIES
+    names = ("widths", "steps", "stream_steps", "batch", "rounds", "budget_gb", "seed")
+    for name in names:
+        value = getattr(args, name)
+        if value is not None:
+            kw[name] = tuple(value) if name == "widths" else value
+    result = run_complexity(ComplexityConfig(**kw))
+    print(format_table(result))
+    print()
+    print(format_fits(result))
+    paths = write_report(result, args.out)
+    print(f"\nwrote {', '.join(str(p) for p in paths.values())}")
+    print(f"study took {result.seconds:.0f} s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rtrl-bench",
@@ -85,6 +113,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None, help="also write the results here")
     p.set_defaults(func=_envs)
+
+    p = sub.add_parser(
+        "complexity", help="time and trace memory of multi-layer RTRL vs width"
+    )
+    p.add_argument("--out", default="bench-results/complexity", help="report folder")
+    p.add_argument("--full", action="store_true", help="time every configuration")
+    p.add_argument("--widths", type=int, nargs="+", default=None)
+    p.add_argument("--steps", type=int, default=None, help="rollout length T")
+    p.add_argument(
+        "--stream-steps", type=int, default=None, help="T of the *-step methods"
+    )
+    p.add_argument("--batch", type=int, default=None, help="streams B")
+    p.add_argument("--rounds", type=int, default=None, help="timed runs")
+    p.add_argument(
+        "--budget-gb", type=float, default=None, help="skip configs above this"
+    )
+    p.add_argument("--seed", type=int, default=None)
+    p.set_defaults(func=_complexity)
     return parser
 
 
