@@ -16,7 +16,7 @@ def test_time_methods_interleaves_and_reports_ratios():
         assert abs(r.ratio_to_bptt - r.median_s / by["bptt"].median_s) < 1e-12
 
 
-def test_streaming_memory_is_constant_in_T_and_bptt_grows():
+def test_streaming_memory_is_constant_in_time_and_bptt_grows():
     rows = memory_rows("ELSTM", 16, 9, 2, lengths=(10, 400))
     mem = {(r.use, r.T): r.bytes for r in rows}
     assert mem[("online-step", 400)] <= 1.1 * mem[("online-step", 10)]

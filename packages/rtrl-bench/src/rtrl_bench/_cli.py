@@ -63,6 +63,42 @@ def _envs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _speed(args: argparse.Namespace) -> int:
+    from ._speed import (
+        format_memory,
+        format_speed,
+        memory_rows,
+        time_methods,
+    )
+
+    configs = [tuple(int(v) for v in c.split(",")) for c in args.config]
+    rows = []
+    for N, D, T, B in configs:
+        for cell in args.cells:
+            rows += time_methods(cell, N, D, T, B, runs=args.runs)
+            print(format_speed(rows[-4:]).splitlines()[-1], flush=True)
+    print(
+        "\nMedian time of one gradient of a batch-summed loss over one rollout "
+        f"({args.runs} interleaved runs, float32, jitted; ratio to bptt):\n"
+    )
+    print(format_speed(rows))
+    mem = []
+    if args.memory_lengths:
+        N, D, _, B = configs[0]
+        for cell in args.memory_cells:
+            mem += memory_rows(cell, N, D, B, args.memory_lengths)
+        print("\nWorking memory (compiled temporaries + outputs; inputs excluded):\n")
+        print(format_memory(mem))
+    _write_json(
+        args.json,
+        {
+            "speed": [dataclasses.asdict(r) for r in rows],
+            "memory": [dataclasses.asdict(r) for r in mem],
+        },
+    )
+    return 0
+
+
 def _complexity(args: argparse.Namespace) -> int:
     from ._complexity import (
         FULL_ENTRIES,
@@ -104,6 +140,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--length", type=int, default=6)
     p.add_argument("--json", default=None, help="also write the results here")
     p.set_defaults(func=_gradcheck)
+
+    p = sub.add_parser("speed", help="time and memory of bptt, chunked and online")
+    p.add_argument(
+        "--cells", nargs="+", default=["ELSTM", "LRU", "RTU(linear)", "RTU(nonlinear)"]
+    )
+    p.add_argument(
+        "--config",
+        nargs="+",
+        default=["256,257,50,32", "512,257,100,32"],
+        help="N,D,T,B sizes to time",
+    )
+    p.add_argument("--runs", type=int, default=7, help="timed runs per method")
+    p.add_argument(
+        "--memory-lengths",
+        nargs="*",
+        type=int,
+        default=[10, 100, 1000],
+        help="rollout lengths T for the memory table (N, D, B of the first config)",
+    )
+    p.add_argument("--memory-cells", nargs="+", default=["ELSTM"])
+    p.add_argument("--json", default=None, help="also write the results here")
+    p.set_defaults(func=_speed)
 
     p = sub.add_parser("envs", help="environment adapters vs raw backends, steps/s")
     p.add_argument("names", nargs="*", help="environment names (default: a set)")
