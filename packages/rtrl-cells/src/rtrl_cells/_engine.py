@@ -274,6 +274,11 @@ def update_traces(
                     )
                     if layout.kinds[m_][j] == "diag":
                         acc = acc + _dense_from_diag(r, e0, layout.units[m_])
+                    elif m_ == g:
+                        # A group's own state Jacobian is block diagonal: unit i
+                        # only feels its own past. O(N k^2) instead of O(N^2 k^2).
+                        own = jnp.einsum("iaib->iab", r)
+                        acc = acc + jnp.einsum("iab,ib...->ia...", own, e0)
                     else:
                         acc = acc + jnp.tensordot(r, e0, axes=([2, 3], [0, 1]))
                 row.append(acc)
