@@ -166,6 +166,14 @@ def test_public_api_is_pinned():
             "transitions",
             "vtrace",
             "vtrace_actor_critic_loss",
+            "RewardScaler",
+            "RunningMeanStd",
+            "normalize",
+            "reward_scaler_init",
+            "running_mean_std_init",
+            "running_mean_std_update",
+            "scale_rewards",
+            "PPOState",
         ]
     )
     for name in ra.__all__:

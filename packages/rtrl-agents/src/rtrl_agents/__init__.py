@@ -42,8 +42,16 @@ from ._networks import GaussianHead as GaussianHead
 from ._networks import ImpalaTorso as ImpalaTorso
 from ._networks import MLPTorso as MLPTorso
 from ._networks import ValueHead as ValueHead
+from ._normalize import RewardScaler as RewardScaler
+from ._normalize import RunningMeanStd as RunningMeanStd
+from ._normalize import normalize as normalize
+from ._normalize import reward_scaler_init as reward_scaler_init
+from ._normalize import running_mean_std_init as running_mean_std_init
+from ._normalize import running_mean_std_update as running_mean_std_update
+from ._normalize import scale_rewards as scale_rewards
 from ._ppo import PPO as PPO
 from ._ppo import PPOExtras as PPOExtras
+from ._ppo import PPOState as PPOState
 from ._r2ac import R2AC as R2AC
 from ._streaming import StreamingAC as StreamingAC
 
@@ -70,9 +78,12 @@ __all__ = [
     "NonFiniteError",
     "PPOConfig",
     "PPOExtras",
+    "PPOState",
     "ProgressBar",
     "R2ACConfig",
+    "RewardScaler",
     "RunnerState",
+    "RunningMeanStd",
     "StreamingAC",
     "StreamingACConfig",
     "TensorBoardWriter",
@@ -86,9 +97,14 @@ __all__ = [
     "impala_network",
     "init_runner",
     "make_train",
+    "normalize",
     "ppo_clip_loss",
+    "reward_scaler_init",
     "rtu_ppo_network",
     "run_updates",
+    "running_mean_std_init",
+    "running_mean_std_update",
+    "scale_rewards",
     "summarise",
     "train",
     "transitions",

@@ -341,11 +341,36 @@ class PPOConfig:
     """Standardise advantages per minibatch."""
 
     reward_clip: float | None = None
-    """Clip rewards to ``[-c, c]``; ``None``: no clipping."""
+    """Clip rewards to ``[-c, c]`` (after scaling, if ``normalize_rewards``);
+    ``None``: no clipping."""
+
+    normalize_observations: bool = True
+    """Standardise observations by a running mean and variance (the paper's
+    recipe); the statistics live in the agent state and are updated once per
+    rollout with its observations, after the update that used them."""
+
+    normalize_rewards: bool = True
+    """Divide the learner's rewards by the running std of each stream's
+    discounted return (gym's ``NormalizeReward``, the paper's recipe). The
+    reward input of the network stays unscaled."""
+
+    observation_clip: float | None = 10.0
+    """Clip normalised observations to ``[-c, c]``; ``None``: no clipping."""
+
+    normalize_eps: float = 1e-8
+    """Added to the variances before the square root."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.network, NetworkConfig):
             raise ValueError("PPOConfig.network must be a NetworkConfig.")
+        for name in ("normalize_observations", "normalize_rewards"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(
+                    f"PPOConfig.{name} must be a bool, got {getattr(self, name)!r}."
+                )
+        if self.observation_clip is not None:
+            _positive("PPOConfig", "observation_clip", self.observation_clip)
+        _positive("PPOConfig", "normalize_eps", self.normalize_eps)
         _positive_int(
             "PPOConfig",
             rollout_length=self.rollout_length,

@@ -23,6 +23,37 @@ from ._core import (
 )
 from ._losses import gae, ppo_clip_loss, transitions
 from ._networks import ActorCriticNet
+from ._normalize import (
+    RewardScaler,
+    RunningMeanStd,
+    normalize,
+    reward_scaler_init,
+    running_mean_std_init,
+    running_mean_std_update,
+    scale_rewards,
+)
+
+
+class PPOState(NamedTuple):
+    """PPO's agent-specific state (``AgentState.extra``).
+
+    Attributes:
+        key: the minibatch shuffling key.
+        obs_rms: running observation moments (``None`` if
+            ``normalize_observations`` is off).
+        reward_scaler: per-stream discounted returns and their running moments
+            (``None`` if ``normalize_rewards`` is off).
+    """
+
+    key: Array
+    obs_rms: RunningMeanStd | None
+    reward_scaler: RewardScaler | None
+
+
+class _ActorInput(NamedTuple):
+    observation: Array
+    reward: Array
+    first: Array
 
 
 class PPOExtras(NamedTuple):
@@ -101,11 +132,29 @@ class PPO:
         )
 
     def init(self, key: Array) -> AgentState:
-        """Fresh parameters, optimizer state, and the minibatch shuffling key."""
+        """Fresh parameters, optimizer state, shuffling key and normalisers."""
+        cfg = self.config
         k_net, k_shuffle = jax.random.split(key)
         net = self._make_net(k_net)
         opt_state = self.optimizer.init(eqx.filter(net, eqx.is_inexact_array))
-        return AgentState(net, opt_state, jnp.zeros((), jnp.int32), k_shuffle)
+        dtype = jnp.zeros(()).dtype
+        obs_rms = (
+            running_mean_std_init(tuple(self.spec.observation_shape), dtype=dtype)
+            if cfg.normalize_observations
+            else None
+        )
+        scaler = (
+            reward_scaler_init(self.num_envs, dtype) if cfg.normalize_rewards else None
+        )
+        extra = PPOState(k_shuffle, obs_rms, scaler)
+        return AgentState(net, opt_state, jnp.zeros((), jnp.int32), extra)
+
+    def _normalize_obs(self, state: AgentState, obs: Array) -> Array:
+        rms = state.extra.obs_rms
+        if rms is None:
+            return obs
+        cfg = self.config
+        return normalize(rms, obs, cfg.observation_clip, cfg.normalize_eps)
 
     def initial_carry(self, state: AgentState) -> Any:
         """The batched carry at the start of every stream's first episode."""
@@ -114,8 +163,17 @@ class PPO:
     def act(
         self, state: AgentState, carry: Any, timestep: Any, key: Array, greedy=False
     ):
-        """Samples actions and steps the core; records the carry before the step."""
-        action, new_carry, out = actor_step(state.params, carry, timestep, key, greedy)
+        """Samples actions and steps the core; records the carry before the step.
+
+        Observations are normalised with the state's statistics (frozen during a
+        rollout; ``update`` uses the same ones, then merges the rollout in).
+        """
+        ts = _ActorInput(
+            self._normalize_obs(state, jnp.asarray(timestep.observation)),
+            jnp.asarray(timestep.reward),
+            jnp.asarray(timestep.first),
+        )
+        action, new_carry, out = actor_step(state.params, carry, ts, key, greedy)
         return action, new_carry, PPOExtras(out.policy, out.value, carry)
 
     def _minibatch_loss(self, net: ActorCriticNet, mb):
@@ -157,6 +215,32 @@ class PPO:
         cfg = self.config
         net = state.params
         T, L = cfg.rollout_length, cfg.sequence_length
+        ext: PPOState = state.extra
+        # Normalise with the statistics the actor used, then merge the rollout's
+        # observations (each counted once: the last is the next rollout's first).
+        raw_obs = batch.observation
+        batch = batch._replace(observation=self._normalize_obs(state, raw_obs))
+        obs_rms = ext.obs_rms
+        if obs_rms is not None:
+            seen = raw_obs[:, :-1]
+            obs_rms = running_mean_std_update(
+                obs_rms, seen.reshape(-1, *seen.shape[2:])
+            )
+        learn_reward = batch.reward
+        scaler = ext.reward_scaler
+        if scaler is not None:
+            mask_all = 1.0 - (batch.terminated[:, :-1] | batch.truncated[:, :-1])
+            scaled, scaler = scale_rewards(
+                scaler,
+                batch.reward[:, 1:],
+                batch.first[:, :-1],
+                cfg.discount,
+                mask_all,
+                cfg.normalize_eps,
+            )
+            learn_reward = jnp.concatenate(
+                [batch.reward[:, :1].astype(scaled.dtype), scaled], 1
+            )
         obs, rew, first = (
             batch.observation[:, :-1],
             batch.reward[:, :-1],
@@ -180,7 +264,7 @@ class PPO:
             return adv, tr.mask_t
 
         adv, mask = jax.vmap(advantages)(
-            batch.reward, batch.terminated, batch.truncated, values
+            learn_reward, batch.terminated, batch.truncated, values
         )
         ret = adv + batch.extras.value
         old_logp = jax.vmap(jax.vmap(net.policy.log_prob))(
@@ -226,14 +310,14 @@ class PPO:
 
             return jax.lax.scan(minibatch, st, mbs)
 
-        key, k_epochs = jax.random.split(state.extra)
+        key, k_epochs = jax.random.split(ext.key)
         keys = jax.random.split(k_epochs, cfg.num_epochs)
         new_state, metrics = jax.lax.scan(epoch, state, keys)
         new_state = AgentState(
             new_state.params,
             new_state.opt_state,
             state.update_count + 1,
-            key,
+            PPOState(key, obs_rms, scaler),
         )
         out = {
             k: jnp.mean(v) for k, v in metrics.items() if not k.startswith("nonfinite")
@@ -241,4 +325,6 @@ class PPO:
         for k in ("nonfinite_loss", "nonfinite_grad"):
             out[k] = jnp.max(metrics[k])
         out["learning_rate"] = injected_learning_rate(state.opt_state)
+        if scaler is not None:
+            out["reward_scale"] = jnp.sqrt(scaler.return_rms.var + cfg.normalize_eps)
         return new_state, out
