@@ -110,9 +110,36 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """The main job: the gradient check of every cell and method against BPTT."""
-    session.install(*_editable(["rtrl-cells", "rtrl-envs", "rtrl-bench"]))
-    session.run("rtrl-bench", "gradcheck", *session.posargs)
+    """The main job: the horizon study (RTRL vs TBPTT vs feedforward, 3 seeds).
+
+    Delayed recall with delay 4 x M: R2AC with an RTRL eLSTM solves it, TBPTT
+    and feedforward stay at chance. About 10 minutes on 2 cores. Prints the table
+    and where the TensorBoard logs and the PNG are; `nox -s demo -- --frames N`
+    changes the budget.
+    """
+    session.install(
+        "-e",
+        "packages/rtrl-cells",
+        "-e",
+        "packages/rtrl-envs",
+        "-e",
+        "packages/rtrl-agents[tensorboard,checkpoint,progress]",
+        "-e",
+        "packages/rtrl-bench",
+    )
+    logdir = ROOT / "runs" / "demo"
+    session.run(
+        "rtrl-bench",
+        "run",
+        "horizon",
+        "--seeds",
+        "3",
+        "--logdir",
+        str(logdir),
+        *session.posargs,
+    )
+    session.run("rtrl-bench", "report", str(logdir))
+    session.log(f"TensorBoard: tensorboard --logdir {logdir}")
 
 
 @nox.session

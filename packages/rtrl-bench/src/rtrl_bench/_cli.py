@@ -127,6 +127,56 @@ def _complexity(args: argparse.Namespace) -> int:
     return 0
 
 
+def _list(args: argparse.Namespace) -> int:
+    from ._experiments import EXPERIMENTS
+
+    for name, exp in EXPERIMENTS.items():
+        arms = ", ".join(v.name for v in exp.variants)
+        needs = f" [needs {exp.requires}]" if exp.requires else ""
+        print(f"{name:38s} {exp.frames:>10,d} frames  {arms}{needs}")
+        if args.verbose:
+            print(f"    {exp.description}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ._experiments import UnknownExperimentError, get_experiment
+    from ._run import BackendMissingError, run_experiment
+
+    try:
+        exp = get_experiment(args.name)
+        results = run_experiment(
+            exp,
+            args.logdir,
+            frames=args.frames,
+            seeds=args.seeds,
+            variants=tuple(args.variants) if args.variants else None,
+            resume=args.resume,
+            progress=not args.quiet,
+        )
+    except (UnknownExperimentError, BackendMissingError) as e:
+        print(f"rtrl-bench run: {e}", file=sys.stderr)
+        return 2
+    print(f"\n{exp.name}: greedy {exp.metric} on {exp.eval_episodes} held-out episodes")
+    for r in results:
+        print(f"  {r.variant:14s} seed {r.seed}: {r.score:.3f} ({r.frames} frames)")
+    print(f"TensorBoard logs: {Path(args.logdir) / exp.name}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from ._report import write_report
+
+    try:
+        paths = write_report(args.dir, args.out)
+    except FileNotFoundError as e:
+        print(f"rtrl-bench report: {e}", file=sys.stderr)
+        return 2
+    print(paths["markdown"].read_text())
+    print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rtrl-bench",
@@ -189,6 +239,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=None)
     p.set_defaults(func=_complexity)
+
+    p = sub.add_parser("list", help="the registered experiments")
+    p.add_argument("-v", "--verbose", action="store_true", help="with descriptions")
+    p.set_defaults(func=_list)
+
+    p = sub.add_parser("run", help="run a registered experiment at any frame budget")
+    p.add_argument("name", help="an experiment from `rtrl-bench list`")
+    p.add_argument(
+        "--frames", type=int, default=None, help="budget per variant and seed"
+    )
+    p.add_argument("--seeds", type=int, default=1, help="seeds 0 .. K-1")
+    p.add_argument("--logdir", default="runs", help="TensorBoard logs, checkpoints")
+    p.add_argument("--resume", action="store_true", help="continue, skip finished")
+    p.add_argument("--variants", nargs="+", default=None, help="a subset of variants")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("report", help="markdown tables and PNG curves of runs")
+    p.add_argument("dir", help="a --logdir of `rtrl-bench run`")
+    p.add_argument("--out", default=None, help="markdown file (default DIR/report.md)")
+    p.set_defaults(func=_report)
     return parser
 
 

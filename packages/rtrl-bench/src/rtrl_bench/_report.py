@@ -1,0 +1,261 @@
+"""Markdown report and PNG learning curves from a folder of ``rtrl-bench run`` results.
+
+Every ``result.json`` under the folder is one variant and seed; the report groups
+them by experiment and variant, gives mean +- std over seeds of the final greedy
+evaluation with the frame budget we ran, and sets the paper's numbers and budgets
+(from the package's reference data) beside ours where the experiment has them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from ._reference import CITATION, reference_results
+from ._run import RESULT_FILE
+
+
+@dataclasses.dataclass(frozen=True)
+class VariantSummary:
+    """One variant of one experiment over its seeds.
+
+    Attributes:
+        experiment: the experiment's name.
+        variant: the variant's name.
+        metric: what the score measures.
+        seeds: the number of seeds found.
+        mean: mean final greedy score over seeds.
+        std: standard deviation over seeds (0 for one seed).
+        frames: the agent-step budget per seed (the largest if they differ).
+        env_frames: the budget in environment frames (x action repeat).
+        scores: the per-seed scores, in seed order.
+        system: the reference data's system name for this variant, if any.
+    """
+
+    experiment: str
+    variant: str
+    metric: str
+    seeds: int
+    mean: float
+    std: float
+    frames: int
+    env_frames: int
+    scores: tuple[float, ...]
+    system: str | None
+
+
+def load_results(folder: str | Path) -> list[dict]:
+    """Every ``result.json`` under ``folder``, by experiment, variant (registry
+    order) and seed."""
+    from ._experiments import EXPERIMENTS
+
+    def order(r: dict) -> tuple:
+        exp = EXPERIMENTS.get(r["experiment"])
+        names = [v.name for v in exp.variants] if exp else []
+        rank = names.index(r["variant"]) if r["variant"] in names else len(names)
+        return (r["experiment"], rank, r["variant"], r["seed"])
+
+    found = [json.loads(p.read_text()) for p in Path(folder).rglob(RESULT_FILE)]
+    return sorted(found, key=order)
+
+
+def _num(x) -> float:
+    return float("nan") if x is None else float(x)
+
+
+def summarise_results(results: list[dict]) -> list[VariantSummary]:
+    """Mean and std over seeds per (experiment, variant), in first-seen order."""
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in results:
+        groups[(r["experiment"], r["variant"])].append(r)
+    out = []
+    for (exp, var), rs in groups.items():
+        scores = np.array([_num(r["score"]) for r in rs])
+        out.append(
+            VariantSummary(
+                experiment=exp,
+                variant=var,
+                metric=rs[0]["metric"],
+                seeds=len(rs),
+                mean=float(np.mean(scores)),
+                std=float(np.std(scores)) if len(rs) > 1 else 0.0,
+                frames=max(int(r["frames"]) for r in rs),
+                env_frames=max(int(r["env_frames"]) for r in rs),
+                scores=tuple(float(s) for s in scores),
+                system=rs[0].get("system"),
+            )
+        )
+    return out
+
+
+def _fmt(x: float, digits: int = 3) -> str:
+    return "nan" if math.isnan(x) else f"{x:.{digits}g}"
+
+
+def _frames(x: float) -> str:
+    for unit, div in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if x >= div:
+            return f"{x / div:.3g}{unit}"
+    return f"{x:g}"
+
+
+def _paper_rows(results: list[dict]) -> list[str]:
+    ref = results[0].get("reference")
+    if not ref:
+        return []
+    rows = reference_results(*ref)
+    lines = [
+        "",
+        f"The paper's numbers for {ref[0]} {ref[1]} (Irie et al. 2024; budgets in "
+        "environment frames):",
+        "",
+        "| system | M | frames | score | seeds | note |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        score = f"{r.mean:g}" + (f" +- {r.std:g}" if r.std is not None else "")
+        lines.append(
+            f"| {r.system} | {r.unroll or '-'} | {_frames(r.frames)} | {score} | "
+            f"{r.seeds or '-'} | {r.note} |"
+        )
+    return lines
+
+
+def _paper_beside(summary: VariantSummary, results: list[dict]) -> str:
+    ref = results[0].get("reference")
+    if not ref or not summary.system:
+        return "-"
+    m = results[0].get("unroll")
+    rows = [r for r in reference_results(*ref) if r.system == summary.system]
+    rows = [r for r in rows if m is None or r.unroll in (None, m)] or rows
+    if not rows:
+        return "-"
+    r = rows[0]
+    std = f" +- {r.std:g}" if r.std is not None else ""
+    return f"{r.mean:g}{std} @ {_frames(r.frames)}"
+
+
+def plot_curves(results: list[dict], path: str | Path) -> Path:
+    """Training episode return against frames, mean over seeds, one line per variant.
+
+    Args:
+        results: the ``result.json`` payloads of one experiment.
+        path: the PNG to write.
+
+    Returns:
+        The PNG's path.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_var: dict[str, list[dict]] = defaultdict(list)
+    for r in results:
+        by_var[r["variant"]].append(r)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for var, rs in by_var.items():
+        curves = [np.asarray(r["curve"], float) for r in rs if r.get("curve")]
+        if not curves:
+            continue
+        n = min(len(c) for c in curves)
+        stack = np.stack([c[:n] for c in curves])
+        x, y = stack[0, :, 0], stack[:, :, 1]
+        mean = np.nanmean(y, axis=0)
+        ax.plot(x, mean, label=f"{var} ({len(curves)} seeds)")
+        if len(curves) > 1:
+            std = np.nanstd(y, axis=0)
+            ax.fill_between(x, mean - std, mean + std, alpha=0.2)
+    chance = results[0].get("chance")
+    if chance is not None:
+        ax.axhline(chance, color="grey", linestyle=":", label="chance")
+    ax.set_xlabel("frames (agent steps, all streams)")
+    ax.set_ylabel("training episode return" if results[0]["curve"] else "")
+    ax.set_title(results[0]["experiment"])
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def format_table(summaries: list[VariantSummary], results: list[dict]) -> str:
+    """The markdown table of one experiment: ours beside the paper's."""
+    lines = [
+        "| variant | seeds | frames (ours) | greedy "
+        f"{summaries[0].metric} (mean +- std) | per seed | paper (score @ frames) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in summaries:
+        frames = _frames(s.frames)
+        if s.env_frames != s.frames:
+            frames += f" ({_frames(s.env_frames)} env frames)"
+        lines.append(
+            f"| {s.variant} | {s.seeds} | {frames} | {_fmt(s.mean)} +- "
+            f"{_fmt(s.std, 2)} | {', '.join(_fmt(x) for x in s.scores)} | "
+            f"{_paper_beside(s, results)} |"
+        )
+    return "\n".join(lines)
+
+
+def write_report(folder: str | Path, out: str | Path | None = None) -> dict[str, Path]:
+    """Writes the markdown report and one PNG per experiment.
+
+    Args:
+        folder: a log folder of ``rtrl-bench run`` (searched recursively).
+        out: the markdown file (default ``folder/report.md``); PNGs go beside it.
+
+    Returns:
+        ``{"markdown": path, <experiment>: png path, ...}``.
+
+    Raises:
+        FileNotFoundError: no ``result.json`` under ``folder``.
+    """
+    results = load_results(folder)
+    if not results:
+        raise FileNotFoundError(f"no {RESULT_FILE} under {folder}: run an experiment")
+    out = Path(out) if out is not None else Path(folder) / "report.md"
+    by_exp: dict[str, list[dict]] = defaultdict(list)
+    for r in results:
+        by_exp[r["experiment"]].append(r)
+    lines = [f"# rtrl-bench report: {folder}", ""]
+    paths: dict[str, Path] = {}
+    for exp, rs in by_exp.items():
+        summaries = summarise_results(rs)
+        png = plot_curves(rs, out.parent / f"{out.stem}_{exp}.png")
+        paths[exp] = png
+        lines += [f"## {exp}", "", rs[0].get("description", ""), ""]
+        budget = _frames(max(r["frames"] for r in rs))
+        paper = rs[0].get("paper_frames")
+        lines.append(
+            f"Budget we ran: {budget} agent steps per seed"
+            + (
+                f" (the paper's: {_frames(paper)} environment frames)."
+                if paper
+                else "."
+            )
+        )
+        if rs[0].get("chance") is not None:
+            lines.append(f"Chance (memoryless policy): {rs[0]['chance']:g}.")
+        lines += ["", format_table(summaries, rs)]
+        lines += _paper_rows(rs)
+        lines += ["", f"![learning curves]({png.name})", ""]
+        prov = rs[0].get("provenance", {})
+        lines += [
+            f"Produced with git commit {prov.get('git_commit')}, device "
+            f"{prov.get('device')}, jax {prov.get('versions', {}).get('jax')}.",
+            "",
+        ]
+    if any(r.get("reference") for r in results):
+        lines += [f"Reference: {CITATION}", ""]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines))
+    paths["markdown"] = out
+    return paths
