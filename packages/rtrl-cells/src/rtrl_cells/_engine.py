@@ -144,10 +144,23 @@ def zeros_traces(layout: Layout, dtype: Any) -> Traces:
     )
 
 
+# Blocks this small are unrolled into element-wise products: XLA fuses them into
+# one pass over the traces, where a dot with a contraction of 1 or 2 would not.
+_UNROLL_BLOCKS = 4
+
+
+def _units(v: Array, ndim: int) -> Array:
+    """A per-unit vector shaped to broadcast against a trace slice of ``ndim``."""
+    return v.reshape(v.shape + (1,) * (ndim - 1))
+
+
 def _diag_contract(lam: Array, e: Array, n_units: int) -> Array:
     """``sum_a lam[:, a] * E[a]`` for a ``diag`` trace (unit axis leading)."""
     if n_units == 1:
         return jnp.einsum("a,a...->...", lam[0], e)
+    k = e.shape[0]
+    if k <= _UNROLL_BLOCKS:
+        return sum(_units(lam[:, a], e.ndim - 1) * e[a] for a in range(k))
     return jnp.einsum("na,an...->n...", lam, e)
 
 
@@ -222,6 +235,12 @@ def _diag_propagate(m: Array, e: Array, n_units: int) -> Array:
     """``(M E)[a] = sum_b M[a, :, b] * E[b]`` with ``M`` block diagonal."""
     if n_units == 1:
         return jnp.einsum("ab,b...->a...", m[:, 0, :], e)
+    k = e.shape[0]
+    if k <= _UNROLL_BLOCKS:
+        nd = e.ndim - 1
+        return jnp.stack(
+            [sum(_units(m[a, :, b], nd) * e[b] for b in range(k)) for a in range(k)]
+        )
     return jnp.einsum("anb,bn...->an...", m, e)
 
 
