@@ -1,4 +1,5 @@
-"""rtrl-agents: R2AC, PPO and streaming actor-critic agents on rtrl-cells cores."""
+"""rtrl-agents: R2AC, PPO, streaming actor-critic and prediction learners on
+rtrl-cells cores."""
 
 from ._checkpoint import Checkpointer as Checkpointer
 from ._config import CoreConfig as CoreConfig
@@ -7,7 +8,9 @@ from ._config import LoopConfig as LoopConfig
 from ._config import NetworkConfig as NetworkConfig
 from ._config import PPOConfig as PPOConfig
 from ._config import R2ACConfig as R2ACConfig
+from ._config import SequenceLearnerConfig as SequenceLearnerConfig
 from ._config import StreamingACConfig as StreamingACConfig
+from ._config import TDPredictorConfig as TDPredictorConfig
 from ._config import TorsoConfig as TorsoConfig
 from ._config import impala_network as impala_network
 from ._config import rtu_ppo_network as rtu_ppo_network
@@ -52,6 +55,13 @@ from ._normalize import scale_rewards as scale_rewards
 from ._ppo import PPO as PPO
 from ._ppo import PPOExtras as PPOExtras
 from ._ppo import PPOState as PPOState
+from ._prediction import CumulantBatch as CumulantBatch
+from ._prediction import PredictionNet as PredictionNet
+from ._prediction import SequenceBatch as SequenceBatch
+from ._prediction import SequenceLearner as SequenceLearner
+from ._prediction import TDPredictor as TDPredictor
+from ._prediction import TDState as TDState
+from ._prediction import run_stream as run_stream
 from ._r2ac import R2AC as R2AC
 from ._streaming import StreamingAC as StreamingAC
 
@@ -64,6 +74,7 @@ __all__ = [
     "CategoricalHead",
     "Checkpointer",
     "CoreConfig",
+    "CumulantBatch",
     "EnvSpecLike",
     "EnvironmentLike",
     "GaussianHead",
@@ -79,13 +90,20 @@ __all__ = [
     "PPOConfig",
     "PPOExtras",
     "PPOState",
+    "PredictionNet",
     "ProgressBar",
     "R2ACConfig",
     "RewardScaler",
     "RunnerState",
     "RunningMeanStd",
+    "SequenceBatch",
+    "SequenceLearner",
+    "SequenceLearnerConfig",
     "StreamingAC",
     "StreamingACConfig",
+    "TDPredictor",
+    "TDPredictorConfig",
+    "TDState",
     "TensorBoardWriter",
     "TimeStepLike",
     "TorsoConfig",
@@ -101,6 +119,7 @@ __all__ = [
     "ppo_clip_loss",
     "reward_scaler_init",
     "rtu_ppo_network",
+    "run_stream",
     "run_updates",
     "running_mean_std_init",
     "running_mean_std_update",

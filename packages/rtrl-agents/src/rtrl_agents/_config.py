@@ -485,3 +485,77 @@ class LoopConfig:
                     f"LoopConfig.checkpoint_every={self.checkpoint_every} must be a "
                     f"multiple of log_every={self.log_every}."
                 )
+
+
+@dataclasses.dataclass(frozen=True)
+class SequenceLearnerConfig:
+    """Supervised sequence learning (the copy task) on an rtrl-cells core."""
+
+    core: CoreConfig = dataclasses.field(
+        default_factory=lambda: CoreConfig(
+            cell="elstm", hidden_size=32, method="rtrl-online"
+        )
+    )
+    """The cell and its gradient method (``cell="none"``: memoryless readout)."""
+
+    segment_length: int = 1
+    """Steps per update (1: every step); the carry and traces cross segments."""
+
+    loss: Literal["bce", "mse"] = "bce"
+    """``"bce"``: sigmoid cross-entropy per output bit; ``"mse"``: squared error."""
+
+    learning_rate: float = 1e-3
+    """Adam step size."""
+
+    adam_eps: float = 1e-8
+    """Adam epsilon."""
+
+    max_grad_norm: float | None = 1.0
+    """Global-norm gradient clip; ``None``: no clipping."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.core, CoreConfig):
+            raise ValueError("SequenceLearnerConfig.core must be a CoreConfig.")
+        _positive_int("SequenceLearnerConfig", segment_length=self.segment_length)
+        _choice("SequenceLearnerConfig", "loss", self.loss, ("bce", "mse"))
+        _positive("SequenceLearnerConfig", "learning_rate", self.learning_rate)
+        _positive("SequenceLearnerConfig", "adam_eps", self.adam_eps)
+        if self.max_grad_norm is not None:
+            _positive("SequenceLearnerConfig", "max_grad_norm", self.max_grad_norm)
+
+
+@dataclasses.dataclass(frozen=True)
+class TDPredictorConfig:
+    """TD(lambda) prediction with online RTRL (trace conditioning)."""
+
+    core: CoreConfig = dataclasses.field(
+        default_factory=lambda: CoreConfig(
+            cell="elstm", hidden_size=16, method="rtrl-online"
+        )
+    )
+    """The cell and its gradient method (``cell="none"``: memoryless baseline;
+    ``"tbptt"``: one-step gradients)."""
+
+    discount: float = 0.9
+    """Gamma of the predicted discounted sum of the cumulant."""
+
+    trace_lambda: float = 0.9
+    """Eligibility-trace decay lambda."""
+
+    optimizer: Literal["adam", "sgd"] = "adam"
+    """Applies the TD(lambda) direction ``-delta z`` with Adam or plain SGD."""
+
+    learning_rate: float = 1e-3
+    """Step size."""
+
+    adam_eps: float = 1e-8
+    """Adam epsilon."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.core, CoreConfig):
+            raise ValueError("TDPredictorConfig.core must be a CoreConfig.")
+        _in_range("TDPredictorConfig", "discount", self.discount, 0.0, 1.0)
+        _in_range("TDPredictorConfig", "trace_lambda", self.trace_lambda, 0.0, 1.0)
+        _choice("TDPredictorConfig", "optimizer", self.optimizer, ("adam", "sgd"))
+        _positive("TDPredictorConfig", "learning_rate", self.learning_rate)
+        _positive("TDPredictorConfig", "adam_eps", self.adam_eps)
