@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata as md
 import platform
 import subprocess
+from pathlib import Path
 from typing import Any
 
 PACKAGES = (
@@ -33,12 +34,24 @@ def provenance() -> dict[str, Any]:
             versions[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
             versions[pkg] = None
+    # Ask the checkout this package was installed from (editable installs), not
+    # the folder the command happens to run in.
+    here = Path(__file__).resolve().parent
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+            ["git", "-C", str(here), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        commit = None
+        commit, dirty = None, ""
     return {
         "versions": versions,
         "device": str(jax.devices()[0]),
@@ -47,4 +60,5 @@ def provenance() -> dict[str, Any]:
         "processor": platform.processor(),
         "python": platform.python_version(),
         "git_commit": commit,
+        "git_dirty": bool(dirty),
     }
