@@ -110,7 +110,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """The main job: the horizon study (RTRL vs TBPTT vs feedforward, 3 seeds).
+    """The main job: the gradient check, then the horizon study (3 seeds).
 
     Delayed recall with delay 4 x M: R2AC with an RTRL eLSTM solves it, TBPTT
     and feedforward stay at chance. About 10 minutes on 2 cores. Prints the table
@@ -127,6 +127,8 @@ def demo(session: nox.Session) -> None:
         "-e",
         "packages/rtrl-bench",
     )
+    # First, the property everything stands on: RTRL equals full BPTT, every cell.
+    session.run("rtrl-bench", "gradcheck")
     logdir = ROOT / "runs" / "demo"
     session.run(
         "rtrl-bench",
