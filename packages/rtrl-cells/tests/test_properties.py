@@ -203,3 +203,20 @@ def test_layer_local_differs_on_two_layers_but_keeps_its_promises(method):
                 )
             else:
                 assert c_approx.traces[g][j] is None
+
+
+@pytest.mark.parametrize("method", ["online", "chunked"])
+def test_inputs_of_another_float_dtype(method):
+    # float64 parameters fed float32 observations (x64 on): the state takes the
+    # parameters' dtype and the RTRL cotangents must follow the state, not xs.
+    cell = rc.RTU(input_size=3, hidden_size=2, key=jax.random.PRNGKey(0))
+    assert cell.W1.dtype == jnp.float64
+    xs = jax.random.normal(jax.random.PRNGKey(1), (4, 3), jnp.float32)
+    resets = jnp.zeros(4, bool)
+
+    def loss(c, x):
+        return jnp.sum(c.unroll(c.init_carry(), x, resets, method)[0])
+
+    g32 = eqx.filter_grad(loss)(cell, xs)
+    g64 = eqx.filter_grad(loss)(cell, xs.astype(jnp.float64))
+    assert _tree_close(g32, g64, rtol=1e-6, atol=1e-7)

@@ -78,16 +78,20 @@ class MemoryRow:
 
 
 def make_cell(name: str, N: int, D: int, key):
+    """A float32 cell by benchmark name."""
+    import jax.numpy as jnp
+
     import rtrl_cells as rc
 
+    kw = dict(input_size=D, hidden_size=N, key=key, dtype=jnp.float32)
     if name == "ELSTM":
-        return rc.ELSTM(input_size=D, hidden_size=N, key=key)
+        return rc.ELSTM(**kw)
     if name == "LRU":
-        return rc.LRU(input_size=D, hidden_size=N, key=key)
+        return rc.LRU(**kw)
     if name == "RTU(linear)":
-        return rc.RTU(input_size=D, hidden_size=N, nonlinear=False, key=key)
+        return rc.RTU(nonlinear=False, **kw)
     if name == "RTU(nonlinear)":
-        return rc.RTU(input_size=D, hidden_size=N, nonlinear=True, key=key)
+        return rc.RTU(nonlinear=True, **kw)
     raise ValueError(f"unknown cell {name!r}: expected one of {', '.join(CELLS)}.")
 
 

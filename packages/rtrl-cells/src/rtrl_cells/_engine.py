@@ -379,7 +379,7 @@ class System:
     ) -> tuple[States, Traces]:
         """One step of online RTRL from reverse passes of the one-step function."""
         s_t, vjp = jax.vjp(lambda p, s: self.step(p, s, x_t), params, s_tm1)
-        rows, cts = trace_cotangents(self.layout, x_t.dtype)
+        rows, cts = trace_cotangents(self.layout, _dtype(s_t))
         g_params, g_state = jax.vmap(vjp)(cts)
         return s_t, update_traces(self.layout, rows, g_params, g_state, traces)
 
@@ -398,6 +398,11 @@ def _batched_vjp(vjp, cts):
         out = vjp(jax.tree.map(lambda c: c[0], cts))
         return jax.tree.map(lambda g: g[None], out)
     return jax.vmap(vjp)(cts)
+
+
+def _dtype(states: States):
+    """The dtype of the state (the cotangents on it must match it)."""
+    return jax.tree.leaves(states)[0].dtype
 
 
 def _zeros_like_tree(tree):
@@ -443,7 +448,7 @@ def run_segment(
         (states, s_T), vjp = jax.vjp(
             lambda p, q, s: system.scan_core(p, s, q, resets, remat), params, pre, s0
         )
-        rows, cts = trace_cotangents(layout, xs.dtype)
+        rows, cts = trace_cotangents(layout, _dtype(s_T))
         zero_states = _zeros_like_tree(states)
         g_core, g_pre, g_state = _batched_vjp(lambda ct: vjp((zero_states, ct)), cts)
         # The projection's part of the traces: one einsum per stream, by autodiff
