@@ -105,8 +105,8 @@ def test_ppo_acts_and_learns_on_normalised_observations():
     plain = _ppo(env, normalize_observations=False, normalize_rewards=False)
     runner = ra.init_runner(agent, env, jax.random.PRNGKey(0))
     # Two rollouts: the first update merges the first rollout's observations.
-    runner, batch, _ = ra.collect(agent, env, runner)
-    state, metrics = agent.update(runner.agent, batch)
+    runner, batch, _ = eqx.filter_jit(ra.collect)(agent, env, runner)
+    state, metrics = eqx.filter_jit(agent.update)(runner.agent, batch)
     seen = np.asarray(batch.observation[:, :-1]).reshape(-1, 5)
     rms = state.extra.obs_rms
     want = ra.running_mean_std_update(ra.running_mean_std_init((5,)), seen)
@@ -136,11 +136,12 @@ def test_ppo_reward_scaling_is_plain_ppo_on_scaled_rewards():
     scaled = _ppo(env, normalize_observations=False)
     plain = _ppo(env, normalize_observations=False, normalize_rewards=False)
     runner = ra.init_runner(plain, env, jax.random.PRNGKey(1))
+    collect = eqx.filter_jit(ra.collect)
     for _ in range(3):  # rollouts with some rewards in them
-        runner, batch, _ = ra.collect(plain, env, runner)
+        runner, batch, _ = collect(plain, env, runner)
     assert float(jnp.sum(batch.reward)) > 0
     s0 = scaled.init(jax.random.PRNGKey(0))
-    s1, _ = scaled.update(s0, batch)
+    s1, _ = eqx.filter_jit(scaled.update)(s0, batch)
     # By hand: returns restart at first steps, the ignored step is masked, all
     # rewards divided by the std of the merged returns.
     mask = 1.0 - (batch.terminated[:, :-1] | batch.truncated[:, :-1])
@@ -154,7 +155,8 @@ def test_ppo_reward_scaling_is_plain_ppo_on_scaled_rewards():
     # Same data, same parameters: equal to plain PPO on the scaled rewards.
     manual = batch._replace(reward=jnp.concatenate([batch.reward[:, :1], want_r], 1))
     p0 = eqx.tree_at(lambda s: s.extra, s0, s0.extra._replace(reward_scaler=None))
-    p1, _ = plain.update(p0, manual)
+    update = eqx.filter_jit(plain.update)
+    p1, _ = update(p0, manual)
     for x, y in zip(
         jax.tree.leaves(eqx.filter(s1.params, eqx.is_array)),
         jax.tree.leaves(eqx.filter(p1.params, eqx.is_array)),
@@ -162,7 +164,7 @@ def test_ppo_reward_scaling_is_plain_ppo_on_scaled_rewards():
     ):
         np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
     # ... and not equal to plain PPO on the raw rewards.
-    p_raw, _ = plain.update(p0, batch)
+    p_raw, _ = update(p0, batch)
     assert not np.allclose(
         p_raw.params.value.mlp.layers[-1].weight, s1.params.value.mlp.layers[-1].weight
     )

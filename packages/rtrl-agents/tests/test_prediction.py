@@ -174,7 +174,7 @@ def _max_err(a, b):
     ("method", "cell", "seg_len"),
     [
         ("rtrl", "elstm", 2),
-        ("rtrl-online", "elstm", 1),
+        pytest.param("rtrl-online", "elstm", 1, marks=pytest.mark.slow),
         pytest.param("rtrl", "gru", 5, marks=pytest.mark.slow),
         pytest.param("rtrl-online", "lru", 2, marks=pytest.mark.slow),
     ],
@@ -186,6 +186,7 @@ def test_sequence_learner_gradient_equals_bptt_over_the_whole_sequence(
         assert _max_err(grads, ref) < 1e-10
 
 
+@pytest.mark.slow
 def test_tbptt_sequence_learner_gradient_is_truncated(x64):
     errs = [_max_err(g, r) for g, r in _segment_grads("tbptt", "elstm", 2)]
     assert errs[0] < 1e-12  # the first segment has no past
