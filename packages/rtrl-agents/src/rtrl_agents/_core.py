@@ -91,6 +91,40 @@ class Agent(Protocol):
     ) -> tuple[AgentState, dict[str, Array]]: ...
 
 
+class AbstractActorCritic:
+    """What R2AC, PPO and the streaming agent share: config, spec and network.
+
+    Subclasses set ``config_type`` and call ``super().__init__``; the network is
+    built once on a throwaway key at construction, so that a bad network or an
+    action space the head cannot serve fails there, before anything compiles.
+    """
+
+    config_type: type
+
+    def __init__(self, config: Any, spec: Any, *, cell: Any = None):
+        if not isinstance(config, self.config_type):
+            raise ValueError(
+                f"{type(self).__name__} takes a config of type "
+                f"{self.config_type.__name__}, "
+                f"got {type(config).__name__}."
+            )
+        self.config = config
+        self.spec = spec
+        self.num_envs = int(spec.num_envs)
+        self._cell = cell
+        eqx.filter_eval_shape(self._make_net, jax.random.PRNGKey(0))
+
+    def _make_net(self, key: Array) -> ActorCriticNet:
+        return ActorCriticNet(
+            self.config.network,
+            tuple(self.spec.observation_shape),
+            self.spec.action_space,
+            key=key,
+            reward_clip=self.config.reward_clip,
+            cell=self._cell,
+        )
+
+
 def batched_initial_carry(net: ActorCriticNet, num_envs: int) -> Any:
     """``num_envs`` copies of the network's episode-start carry."""
     one = net.initial_carry()

@@ -14,6 +14,7 @@ import rtrl_cells as rc
 
 from ._config import PPOConfig
 from ._core import (
+    AbstractActorCritic,
     AgentState,
     Trajectory,
     actor_step,
@@ -78,7 +79,7 @@ def _step_carries(net: ActorCriticNet, carry_0, obs, reward, first):
     return jax.lax.scan(body, carry_0, (obs, reward, first))
 
 
-class PPO:
+class PPO(AbstractActorCritic):
     """Proximal policy optimisation with an RTRL (or TBPTT, or no) core.
 
     The rollout is cut into sequences of ``sequence_length`` steps; each is
@@ -95,40 +96,28 @@ class PPO:
         cell: optionally, any rtrl-cells cell to use as the core.
     """
 
+    config_type = PPOConfig
+
     def __init__(
         self, config: PPOConfig, spec: Any, *, cell: rc.AbstractCell | None = None
     ):
         if not isinstance(config, PPOConfig):
             raise ValueError(f"PPO needs a PPOConfig, got {type(config).__name__}.")
-        self.config = config
-        self.spec = spec
-        self.num_envs = int(spec.num_envs)
-        self.rollout_length = config.rollout_length
-        self._cell = cell
-        num_seq = self.num_envs * config.rollout_length // config.sequence_length
+        num_seq = int(spec.num_envs) * config.rollout_length // config.sequence_length
         if num_seq % config.num_minibatches:
             raise ValueError(
                 f"PPO: {num_seq} sequences per rollout (num_envs x rollout_length / "
                 f"sequence_length) do not split into num_minibatches="
                 f"{config.num_minibatches}; choose a divisor."
             )
+        super().__init__(config, spec, cell=cell)
+        self.rollout_length = config.rollout_length
         self._num_seq = num_seq
-        eqx.filter_eval_shape(self._make_net, jax.random.PRNGKey(0))
         self.optimizer = optax.chain(
             optax.clip_by_global_norm(config.max_grad_norm),
             optax.inject_hyperparams(optax.adam)(
                 learning_rate=config.learning_rate, eps=config.adam_eps
             ),
-        )
-
-    def _make_net(self, key) -> ActorCriticNet:
-        return ActorCriticNet(
-            self.config.network,
-            tuple(self.spec.observation_shape),
-            self.spec.action_space,
-            key=key,
-            reward_clip=self.config.reward_clip,
-            cell=self._cell,
         )
 
     def init(self, key: Array) -> AgentState:

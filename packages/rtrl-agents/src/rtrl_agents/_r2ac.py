@@ -14,6 +14,7 @@ import rtrl_cells as rc
 
 from ._config import R2ACConfig
 from ._core import (
+    AbstractActorCritic,
     ActorOutput,
     AgentState,
     Trajectory,
@@ -64,7 +65,7 @@ def r2ac_stream_loss(
     )
 
 
-class R2AC:
+class R2AC(AbstractActorCritic):
     """IMPALA's V-trace actor-critic with an RTRL (or TBPTT, or no) core.
 
     * ``act`` steps the core online: RTRL cores advance their traces with the
@@ -88,19 +89,13 @@ class R2AC:
         cell: optionally, any rtrl-cells cell to use as the core.
     """
 
+    config_type = R2ACConfig
+
     def __init__(
         self, config: R2ACConfig, spec: Any, *, cell: rc.AbstractCell | None = None
     ):
-        if not isinstance(config, R2ACConfig):
-            raise ValueError(f"R2AC needs an R2ACConfig, got {type(config).__name__}.")
-        self.config = config
-        self.spec = spec
-        self.num_envs = int(spec.num_envs)
+        super().__init__(config, spec, cell=cell)
         self.rollout_length = config.rollout_length
-        self._cell = cell
-        # Build once on a throwaway key so that a bad network or action space
-        # fails here, before anything is compiled.
-        eqx.filter_eval_shape(self._make_net, jax.random.PRNGKey(0))
         self.optimizer = optax.chain(
             optax.clip_by_global_norm(config.max_grad_norm),
             optax.inject_hyperparams(optax.rmsprop)(
@@ -110,16 +105,6 @@ class R2AC:
                 eps_in_sqrt=False,
             ),
             optax.scale_by_schedule(_linear_decay(config.decay_updates)),
-        )
-
-    def _make_net(self, key) -> ActorCriticNet:
-        return ActorCriticNet(
-            self.config.network,
-            tuple(self.spec.observation_shape),
-            self.spec.action_space,
-            key=key,
-            reward_clip=self.config.reward_clip,
-            cell=self._cell,
         )
 
     def init(self, key: Array) -> AgentState:

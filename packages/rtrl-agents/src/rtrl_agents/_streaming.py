@@ -17,9 +17,14 @@ from jaxtyping import Array
 import rtrl_cells as rc
 
 from ._config import StreamingACConfig
-from ._core import AgentState, Trajectory, actor_step, batched_initial_carry
+from ._core import (
+    AbstractActorCritic,
+    AgentState,
+    Trajectory,
+    actor_step,
+    batched_initial_carry,
+)
 from ._losses import obgd_scale, transitions
-from ._networks import ActorCriticNet
 
 
 class StepSizes(NamedTuple):
@@ -40,7 +45,7 @@ def _l1(tree) -> Array:
     return sum(jnp.sum(jnp.abs(x)) for x in jax.tree.leaves(tree))
 
 
-class StreamingAC:
+class StreamingAC(AbstractActorCritic):
     """TD(lambda) actor-critic with eligibility traces and ObGD step sizes.
 
     Per stream and step (Elsayed, Vasan and Mahmood 2024, with a recurrent core
@@ -64,6 +69,7 @@ class StreamingAC:
     """
 
     rollout_length = 1
+    config_type = StreamingACConfig
 
     def __init__(
         self,
@@ -72,25 +78,7 @@ class StreamingAC:
         *,
         cell: rc.AbstractCell | None = None,
     ):
-        if not isinstance(config, StreamingACConfig):
-            raise ValueError(
-                f"StreamingAC needs a StreamingACConfig, got {type(config).__name__}."
-            )
-        self.config = config
-        self.spec = spec
-        self.num_envs = int(spec.num_envs)
-        self._cell = cell
-        eqx.filter_eval_shape(self._make_net, jax.random.PRNGKey(0))
-
-    def _make_net(self, key) -> ActorCriticNet:
-        return ActorCriticNet(
-            self.config.network,
-            tuple(self.spec.observation_shape),
-            self.spec.action_space,
-            key=key,
-            reward_clip=self.config.reward_clip,
-            cell=self._cell,
-        )
+        super().__init__(config, spec, cell=cell)
 
     def init(self, key: Array) -> AgentState:
         """Fresh parameters, step sizes and zero eligibility traces."""
