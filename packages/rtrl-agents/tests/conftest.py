@@ -8,6 +8,10 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+# The distributed tests' Ray cluster stays on loopback: Ray reads this when it is
+# imported (single-node mode; by default it advertises the node's network IP).
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
 
 @pytest.fixture
 def x64():

@@ -8,6 +8,7 @@ reward 0) without importing rtrl-envs.
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import NamedTuple
 
 import jax
@@ -143,3 +144,28 @@ class HostEnv:
     def step(self, state, action):
         state, ts = self._step(state, jnp.asarray(action))
         return state, jax.tree.map(np.asarray, ts)
+
+
+def recall_env(seed: int, num_envs: int = 16, delay: int = 8, host: bool = False):
+    """A delayed recall for a Ray actor (module-level: actors import it by name)."""
+    del seed  # the actor's key seeds the environment
+    env = DelayedRecall(num_envs=num_envs, delay=delay, num_symbols=2, num_noise=2)
+    return HostEnv(env) if host else env
+
+
+class _HangingEnv:
+    """A host environment whose step never returns (a stuck simulator)."""
+
+    def __init__(self, seed: int):
+        self.inner = recall_env(seed, num_envs=2, host=True)
+        self.spec = self.inner.spec
+
+    def reset(self, key):
+        return self.inner.reset(key)
+
+    def step(self, state, action):
+        time.sleep(3600)
+
+
+def hanging_env(seed: int):
+    return _HangingEnv(seed)

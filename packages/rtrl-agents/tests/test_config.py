@@ -183,6 +183,14 @@ def test_public_api_is_pinned():
             "running_mean_std_update",
             "scale_rewards",
             "PPOState",
+            "Actor",
+            "DistributedConfig",
+            "RolloutWorker",
+            "actor_name",
+            "concat_rollouts",
+            "host_params",
+            "rollout_final_carry",
+            "train_distributed",
         ]
     )
     for name in ra.__all__:

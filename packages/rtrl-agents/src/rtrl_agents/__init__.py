@@ -1,6 +1,9 @@
 """rtrl-agents: R2AC, PPO, streaming actor-critic and prediction learners on
 rtrl-cells cores."""
 
+from ._actor import Actor as Actor
+from ._actor import concat_rollouts as concat_rollouts
+from ._actor import rollout_final_carry as rollout_final_carry
 from ._checkpoint import Checkpointer as Checkpointer
 from ._config import CoreConfig as CoreConfig
 from ._config import HeadConfig as HeadConfig
@@ -17,6 +20,11 @@ from ._config import rtu_ppo_network as rtu_ppo_network
 from ._core import ActorOutput as ActorOutput
 from ._core import AgentState as AgentState
 from ._core import Trajectory as Trajectory
+from ._distributed import DistributedConfig as DistributedConfig
+from ._distributed import RolloutWorker as RolloutWorker
+from ._distributed import actor_name as actor_name
+from ._distributed import host_params as host_params
+from ._distributed import train_distributed as train_distributed
 from ._driver import NonFiniteError as NonFiniteError
 from ._driver import TrainResult as TrainResult
 from ._driver import summarise as summarise
@@ -68,6 +76,7 @@ from ._streaming import StreamingAC as StreamingAC
 __all__ = [
     "PPO",
     "R2AC",
+    "Actor",
     "ActorCriticNet",
     "ActorOutput",
     "AgentState",
@@ -75,6 +84,7 @@ __all__ = [
     "Checkpointer",
     "CoreConfig",
     "CumulantBatch",
+    "DistributedConfig",
     "EnvSpecLike",
     "EnvironmentLike",
     "GaussianHead",
@@ -94,6 +104,7 @@ __all__ = [
     "ProgressBar",
     "R2ACConfig",
     "RewardScaler",
+    "RolloutWorker",
     "RunnerState",
     "RunningMeanStd",
     "SequenceBatch",
@@ -110,14 +121,18 @@ __all__ = [
     "TrainResult",
     "Trajectory",
     "ValueHead",
+    "actor_name",
     "collect",
+    "concat_rollouts",
     "gae",
+    "host_params",
     "impala_network",
     "init_runner",
     "make_train",
     "normalize",
     "ppo_clip_loss",
     "reward_scaler_init",
+    "rollout_final_carry",
     "rtu_ppo_network",
     "run_stream",
     "run_updates",
@@ -126,6 +141,7 @@ __all__ = [
     "scale_rewards",
     "summarise",
     "train",
+    "train_distributed",
     "transitions",
     "vtrace",
     "vtrace_actor_critic_loss",

@@ -137,17 +137,19 @@ def actor_step(
     timestep: Any,
     key: Array,
     greedy: bool = False,
+    method: str | None = None,
 ) -> tuple[Array, Any, ActorOutput]:
     """One batched actor step: sample ``a_t`` and advance the carries.
 
     RTRL cores advance their traces with online RTRL using the actor's copy of
     the parameters, resetting them at ``first``; the learner later starts from
-    the carry stored before the rollout.
+    the carry stored before the rollout. ``method="bptt"`` advances the state
+    only (the traces stay as they are).
     """
     num_envs = timestep.first.shape[0]
 
     def one(c, obs, r, f, k):
-        p, v, c = net.step(c, obs, r, f)
+        p, v, c = net.step(c, obs, r, f, method=method)
         a = net.policy.mode(p) if greedy else net.policy.sample(k, p)
         return a, c, ActorOutput(p, v)
 

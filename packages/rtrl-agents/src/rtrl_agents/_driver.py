@@ -24,9 +24,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._actor import Actor
 from ._checkpoint import Checkpointer
 from ._config import LoopConfig
-from ._core import Agent, Trajectory
+from ._core import Agent
 from ._logging import MetricWriter, MultiWriter, default_writers
 from ._loop import RunnerState, _raw_key, init_runner, run_updates
 
@@ -178,126 +179,69 @@ def _train_jax(agent, env, key, config, sink, ckpt, resume):
     return TrainResult(runner, history)
 
 
-def _episode_stats_np(ret, length, ts):
-    first = np.asarray(ts.first)
-    last = np.asarray(ts.terminated) | np.asarray(ts.truncated)
-    ret = np.where(first, 0.0, ret + np.asarray(ts.reward, np.float32))
-    length = np.where(first, 0, length + 1)
-    return (
-        ret,
-        length,
-        float(np.sum(ret[last])),
-        float(np.sum(length[last])),
-        float(np.sum(last)),
-    )
-
-
 def _train_host(agent, env, key, config, sink, ckpt, resume):
     # Same key split as init_runner, so a host run and a JAX run of the same
     # environment start from the same parameters.
     key = _raw_key(jnp.asarray(key))
     k_agent, k_env, k_run = jax.random.split(key, 3)
     state = agent.init(k_agent)
-    run = RunnerState(
-        agent=state,
-        env_state=None,
-        timestep=None,
-        carry=None,
-        key=k_run,
-        episode_return=jnp.zeros((agent.num_envs,), jnp.float32),
-        episode_length=jnp.zeros((agent.num_envs,), jnp.int32),
-        frames=jnp.zeros((), jnp.int32),
-    )
+    n = agent.num_envs
+    run = _host_run_state(state, k_run, np.zeros(n), np.zeros(n), 0)
     done = 0
     if ckpt is not None and resume and ckpt.latest_step() is not None:
         done = int(ckpt.latest_step())
         # Host simulators cannot be restored: the environment restarts and so
         # do the carries; parameters, optimizer state, RNG and counters resume.
         run = ckpt.restore(run, done)
-    state, key = run.agent, run.key
-    env_state, ts = env.reset(k_env)
-    carry = agent.initial_carry(state)
-    act = eqx.filter_jit(agent.act)
+    state = run.agent
+    actor = Actor(agent, env, k_env, run.key, state)
     update = eqx.filter_jit(agent.update)
-    ep_ret = np.zeros((agent.num_envs,), np.float32)
-    ep_len = np.zeros((agent.num_envs,), np.int64)
     frames = int(run.frames)
     history: list[dict[str, float]] = []
     pending: list[dict] = []
     t0, frames0 = time.perf_counter(), frames
     while done < config.num_updates:
-        carry_0 = carry
-        seq, actions, extras = [ts], [], []
-        dret = dlen = dn = 0.0
-        for _ in range(agent.rollout_length):
-            key, k = jax.random.split(key)
-            ts_j = jax.tree.map(jnp.asarray, ts)
-            action, carry, extra = act(state, carry, ts_j, k)
-            env_state, ts = env.step(env_state, np.asarray(action))
-            ep_ret, ep_len, r, ln, n = _episode_stats_np(ep_ret, ep_len, ts)
-            dret, dlen, dn = dret + r, dlen + ln, dn + n
-            seq.append(ts)
-            actions.append(action)
-            extras.append(extra)
-        frames += agent.rollout_length * agent.num_envs
-
-        def stack(field, seq=seq):
-            return jnp.asarray(
-                np.stack([np.asarray(getattr(s, field)) for s in seq], 1)
-            )
-
-        batch = Trajectory(
-            carry_0=carry_0,
-            observation=stack("observation"),
-            reward=stack("reward"),
-            terminated=stack("terminated"),
-            truncated=stack("truncated"),
-            first=stack("first"),
-            action=jnp.stack(actions, 1),
-            extras=jax.tree.map(lambda *x: jnp.stack(x, 1), *extras),
-        )
+        batch, stats = actor.rollout(state)
+        frames += actor.frames_per_rollout
         state, metrics = update(state, batch)
-        pending.append(
-            {
-                **metrics,
-                "episode_return_sum": dret,
-                "episode_length_sum": dlen,
-                "episodes": dn,
-                "frames": frames,
-            }
-        )
+        pending.append({**metrics, **stats, "frames": frames})
         done += 1
         if len(pending) == config.log_every or done == config.num_updates:
-            stacked = jax.device_get(
-                {k: np.stack([np.asarray(p[k]) for p in pending]) for k in pending[0]}
-            )
+            stacked = stack_reports(pending)
             check_finite(stacked, done - len(pending) + 1)
             _report(sink, history, stacked, done, t0, frames0)
             pending, t0, frames0 = [], time.perf_counter(), frames
-            run = RunnerState(
-                agent=state,
-                env_state=None,
-                timestep=None,
-                carry=None,
-                key=key,
-                episode_return=jnp.asarray(ep_ret),
-                episode_length=jnp.asarray(ep_len, jnp.int32),
-                frames=jnp.asarray(frames, jnp.int32),
-            )
             if (
                 ckpt is not None
                 and config.checkpoint_every
                 and (done % config.checkpoint_every == 0)
             ):
-                ckpt.save(done, run)
-    run = RunnerState(
+                ckpt.save(done, _host_run_state(state, *_actor_stats(actor, frames)))
+    run = _host_run_state(state, *_actor_stats(actor, frames), carry=actor.carry)
+    return TrainResult(run, history)
+
+
+def _actor_stats(actor, frames):
+    return actor.key, actor.episode_return, actor.episode_length, frames
+
+
+def stack_reports(pending: list[dict]) -> dict[str, np.ndarray]:
+    """Per-update metric dicts stacked into one dict of host arrays."""
+    return jax.device_get(
+        {k: np.stack([np.asarray(p[k]) for p in pending]) for k in pending[0]}
+    )
+
+
+def _host_run_state(state, key, episode_return, episode_length, frames, carry=None):
+    """The checkpointed state of a host-environment run: no simulator state and
+    (in checkpoints) no carry, since a host simulator cannot be restored."""
+    return RunnerState(
         agent=state,
         env_state=None,
         timestep=None,
         carry=carry,
         key=key,
-        episode_return=jnp.asarray(ep_ret),
-        episode_length=jnp.asarray(ep_len, jnp.int32),
+        episode_return=jnp.asarray(episode_return, jnp.float32),
+        episode_length=jnp.asarray(episode_length, jnp.int32),
         frames=jnp.asarray(frames, jnp.int32),
     )
-    return TrainResult(run, history)

@@ -439,19 +439,24 @@ class ActorCriticNet(eqx.Module):
         return jax.vmap(self.policy)(hs), jax.vmap(self.value)(hs), carry_T
 
     def step(
-        self, carry: Any, obs_t: Array, reward_t: Array, first_t: Array
+        self,
+        carry: Any,
+        obs_t: Array,
+        reward_t: Array,
+        first_t: Array,
+        method: str | None = None,
     ) -> tuple[Array, Array, Any]:
         """One actor step: ``(policy_params_t, v_t, carry)``.
 
         RTRL cores advance their traces (online RTRL); TBPTT cores only their
-        state.
+        state. ``method`` overrides the cell method (``"bptt"``: state only).
         """
         p, v, carry = self.unroll(
             carry,
             obs_t[None],
             jnp.asarray(reward_t)[None],
             jnp.asarray(first_t)[None],
-            method=ACTOR_METHOD[self.method],
+            method=ACTOR_METHOD[self.method] if method is None else method,
         )
         return p[0], v[0], carry
 

@@ -1,0 +1,224 @@
+"""Actors: the part of a run that steps environments and the core's carries.
+
+An :class:`Actor` owns one batch of environments, the batched core carry (the
+state and the RTRL traces), a PRNG key and the running episode statistics.
+``rollout(state)`` acts with the given parameters for ``rollout_length`` steps and
+returns the :class:`~rtrl_agents.Trajectory` a learner consumes, with the carry
+from before the rollout in it. It never updates parameters (Acme's split: the
+actor produces data, the learner consumes it).
+
+The host driver (``train`` on a host environment) and the distributed system's
+Ray actors (``train_distributed``) both act through this class; pure JAX
+environments are stepped by the jitted :func:`~rtrl_agents.collect`.
+
+How an RTRL actor advances its traces (``traces``):
+
+* ``"online"``: the per-step RTRL recursion at every step (``net.step``).
+* ``"chunked"``: every step advances the state only; at the rollout's end the
+  carry (state and traces) is recomputed from the stored carry by one chunked
+  unroll over the rollout (reverse passes and one einsum instead of ``M``
+  per-step trace updates, at the price of a second torso pass). Both give the
+  same carry up to rounding; the learner cannot tell them apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._core import AgentState, Trajectory, actor_step
+from ._loop import RunnerState, collect
+
+TraceUpdate = Literal["online", "chunked"]
+TRACE_UPDATES = ("online", "chunked")
+
+
+def rollout_final_carry(net: Any, batch: Trajectory) -> Any:
+    """The batched carry after ``batch``'s rollout, by one chunked unroll per stream.
+
+    Args:
+        net: the parameters the rollout was collected with.
+        batch: the rollout (``T + 1`` timesteps; its ``carry_0`` is the start).
+
+    Returns:
+        The carry before ``batch.observation[:, T]``: the state and, for RTRL
+        cores, the traces.
+    """
+
+    def one(c0, obs, reward, first):
+        return net.unroll(c0, obs[:-1], reward[:-1], first[:-1], method="chunked")[2]
+
+    return jax.vmap(one)(batch.carry_0, batch.observation, batch.reward, batch.first)
+
+
+class _StateOnlyActing:
+    """``agent`` for :func:`collect` that advances states but not traces."""
+
+    def __init__(self, agent: Any):
+        self.rollout_length = agent.rollout_length
+        self.num_envs = agent.num_envs
+
+    def act(self, state: AgentState, carry: Any, timestep: Any, key: jax.Array):
+        return actor_step(state.params, carry, timestep, key, method="bptt")
+
+
+def _uses_traces(net: Any) -> bool:
+    return net.core is not None and net.method != "tbptt"
+
+
+def _episode_stats_np(ret, length, ts):
+    first = np.asarray(ts.first)
+    last = np.asarray(ts.terminated) | np.asarray(ts.truncated)
+    ret = np.where(first, 0.0, ret + np.asarray(ts.reward, np.float32))
+    length = np.where(first, 0, length + 1)
+    return (
+        ret,
+        length,
+        float(np.sum(ret[last])),
+        float(np.sum(length[last])),
+        float(np.sum(last)),
+    )
+
+
+class Actor:
+    """One batch of environments and its carries, stepped one rollout at a time.
+
+    Args:
+        agent: the agent whose ``act`` (``"online"``) or whose network's
+            state-only step (``"chunked"``) is used; its ``rollout_length`` is
+            the rollout length and its ``num_envs`` must be the environment's.
+        env: the batch of environments (host or pure JAX).
+        env_key: the key the environments are reset with.
+        key: the actor's PRNG key (action sampling).
+        state: an agent state (its parameters give the initial carry).
+        traces: ``"online"`` or ``"chunked"`` (see the module docstring).
+    """
+
+    def __init__(
+        self,
+        agent: Any,
+        env: Any,
+        env_key: jax.Array,
+        key: jax.Array,
+        state: AgentState,
+        *,
+        traces: TraceUpdate = "online",
+    ):
+        if traces not in TRACE_UPDATES:
+            raise ValueError(
+                f"unknown trace update {traces!r}: expected 'online' or 'chunked'."
+            )
+        if int(env.spec.num_envs) != int(agent.num_envs):
+            raise ValueError(
+                f"the agent was built for {agent.num_envs} streams but the "
+                f"environment has {env.spec.num_envs}; build the agent with this "
+                "environment's spec."
+            )
+        self.agent, self.env, self.traces = agent, env, traces
+        self.is_jax = bool(getattr(env.spec, "is_jax", False))
+        self.env_state, self.timestep = env.reset(env_key)
+        self.carry = agent.initial_carry(state)
+        self.key = key
+        n = agent.num_envs
+        self.episode_return = np.zeros((n,), np.float32)
+        self.episode_length = np.zeros((n,), np.int64)
+        chunked = traces == "chunked" and _uses_traces(state.params)
+        self._chunked = chunked
+        if self.is_jax:
+            acting = _StateOnlyActing(agent) if chunked else agent
+            self._collect = eqx.filter_jit(lambda r: collect(acting, env, r))
+            self._ep = (jnp.asarray(self.episode_return), jnp.zeros((n,), jnp.int32))
+        else:
+            act = (
+                (lambda s, c, t, k: actor_step(s.params, c, t, k, method="bptt"))
+                if chunked
+                else agent.act
+            )
+            self._act = eqx.filter_jit(act)
+        self._final_carry = eqx.filter_jit(rollout_final_carry)
+
+    @property
+    def frames_per_rollout(self) -> int:
+        """Environment steps per rollout, over all streams."""
+        return int(self.agent.rollout_length * self.agent.num_envs)
+
+    def rollout(self, state: AgentState) -> tuple[Trajectory, dict[str, float]]:
+        """One rollout with ``state``'s parameters.
+
+        Returns:
+            ``(batch, stats)``: the trajectory (device arrays) and the episodes
+            that ended in it: ``episode_return_sum``, ``episode_length_sum``,
+            ``episodes``.
+        """
+        if self.is_jax:
+            batch, stats = self._rollout_jax(state)
+        else:
+            batch, stats = self._rollout_host(state)
+        if self._chunked:
+            self.carry = self._final_carry(state.params, batch)
+        return batch, stats
+
+    def _rollout_jax(self, state):
+        runner = RunnerState(
+            agent=state,
+            env_state=self.env_state,
+            timestep=self.timestep,
+            carry=self.carry,
+            key=self.key,
+            episode_return=self._ep[0],
+            episode_length=self._ep[1],
+            frames=jnp.zeros((), jnp.int32),
+        )
+        runner, batch, stats = self._collect(runner)
+        self.env_state, self.timestep = runner.env_state, runner.timestep
+        self.carry, self.key = runner.carry, runner.key
+        self._ep = (runner.episode_return, runner.episode_length)
+        return batch, {k: float(v) for k, v in jax.device_get(stats).items()}
+
+    def _rollout_host(self, state):
+        ts, carry, key = self.timestep, self.carry, self.key
+        carry_0 = carry
+        seq, actions, extras = [ts], [], []
+        dret = dlen = dn = 0.0
+        for _ in range(self.agent.rollout_length):
+            key, k = jax.random.split(key)
+            ts_j = jax.tree.map(jnp.asarray, ts)
+            action, carry, extra = self._act(state, carry, ts_j, k)
+            self.env_state, ts = self.env.step(self.env_state, np.asarray(action))
+            self.episode_return, self.episode_length, r, ln, n = _episode_stats_np(
+                self.episode_return, self.episode_length, ts
+            )
+            dret, dlen, dn = dret + r, dlen + ln, dn + n
+            seq.append(ts)
+            actions.append(action)
+            extras.append(extra)
+        self.timestep, self.carry, self.key = ts, carry, key
+
+        def stack(field):
+            return jnp.asarray(
+                np.stack([np.asarray(getattr(s, field)) for s in seq], 1)
+            )
+
+        batch = Trajectory(
+            carry_0=carry_0,
+            observation=stack("observation"),
+            reward=stack("reward"),
+            terminated=stack("terminated"),
+            truncated=stack("truncated"),
+            first=stack("first"),
+            action=jnp.stack(actions, 1),
+            extras=jax.tree.map(lambda *x: jnp.stack(x, 1), *extras),
+        )
+        stats = {"episode_return_sum": dret, "episode_length_sum": dlen, "episodes": dn}
+        return batch, stats
+
+
+def concat_rollouts(batches: list[Trajectory]) -> Trajectory:
+    """Rollouts of several actors as one batch (streams concatenated on axis 0)."""
+    if len(batches) == 1:
+        return batches[0]
+    return jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=0), *batches)

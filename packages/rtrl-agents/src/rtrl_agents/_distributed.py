@@ -1,0 +1,494 @@
+"""Distributed R2AC on Ray: actors produce rollouts, one JAX learner updates.
+
+The seed ran 48 actors and one GPU learner over its own gRPC actor pool. Here
+the actors are Ray actors, so a run scales from a laptop to a cluster by
+changing the address:
+
+* Each Ray actor (:class:`RolloutWorker`) owns an :class:`~rtrl_agents.Actor`:
+  one batch of environments (host simulators such as envpool, or a jitted JAX
+  environment), a copy of the parameters and the core carries with their RTRL
+  traces. It advances its own traces (``DistributedConfig.actor_traces``) and
+  ships ``(trajectory, carry before the rollout, behaviour policy's outputs)``,
+  i.e. a :class:`~rtrl_agents.Trajectory`, with the parameter version it used.
+* One learner (this process; JAX on its default device, the GPU when there is
+  one) waits on a bounded set of in-flight rollout requests (the queue: at most
+  ``max_in_flight``), concatenates ``rollouts_per_update`` of them and applies the
+  single-machine :meth:`R2AC.update` to them: exact RTRL from each rollout's
+  shipped traces, V-trace correcting the actors' lag.
+* Every ``publish_every`` updates the learner puts the parameters into Ray's
+  object store and hands the reference to every actor; an actor picks up the
+  newest parameters between rollouts.
+
+Failure handling: a dead actor is replaced by a fresh one (new environments and
+carries, a new seed) and the run goes on, up to ``max_actor_restarts``
+replacements; the learner waits at most ``queue_timeout_s`` for a rollout, then
+stops with a message; Ctrl-C (``KeyboardInterrupt``) writes a final checkpoint
+and shuts the actors down. Logging, checkpoints and resume are those of
+:func:`~rtrl_agents.train` on a host environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._actor import TRACE_UPDATES, Actor, concat_rollouts
+from ._checkpoint import Checkpointer
+from ._config import LoopConfig, R2ACConfig
+from ._core import AgentState
+from ._driver import (
+    TrainResult,
+    _host_run_state,
+    _report,
+    check_finite,
+    stack_reports,
+)
+from ._logging import MetricWriter, MultiWriter, default_writers
+from ._loop import _raw_key
+from ._r2ac import R2AC
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError as e:
+        raise ImportError(
+            "the distributed R2AC needs Ray: pip install 'rtrl-agents[ray]'"
+        ) from e
+    return ray
+
+
+@dataclasses.dataclass(frozen=True)
+class DistributedConfig:
+    """How the distributed R2AC lays out its actors and its queue."""
+
+    num_actors: int = 2
+    """Ray actors, each with its own batch of environments."""
+
+    rollouts_per_update: int = 1
+    """Rollouts (from any actors) concatenated into one learner batch."""
+
+    max_in_flight: int | None = None
+    """The bounded rollout queue: rollout requests outstanding at once, spread
+    over the actors (``None``: two per actor, so an actor always has its next
+    rollout queued while the learner works)."""
+
+    publish_every: int = 1
+    """K: put the parameters into the object store every K updates."""
+
+    actor_traces: str = "online"
+    """How actors advance their RTRL traces: ``"online"`` (per step) or
+    ``"chunked"`` (state per step, traces once at the rollout's end)."""
+
+    queue_timeout_s: float = 300.0
+    """Longest wait for a rollout before the run stops with an error."""
+
+    start_timeout_s: float = 600.0
+    """Longest wait for the first actor to start (imports, environments)."""
+
+    max_actor_restarts: int = 10
+    """Dead actors replaced before the run gives up."""
+
+    actor_num_cpus: float = 1.0
+    """CPUs Ray reserves for each actor."""
+
+    actor_num_gpus: float = 0.0
+    """GPUs Ray reserves for each actor (0: actors act on CPU)."""
+
+    def __post_init__(self) -> None:
+        for name in ("num_actors", "rollouts_per_update", "publish_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(
+                    f"DistributedConfig.{name} must be a positive int, got {value!r}."
+                )
+        if self.max_in_flight is not None and (
+            not isinstance(self.max_in_flight, int)
+            or self.max_in_flight < self.num_actors
+        ):
+            raise ValueError(
+                f"DistributedConfig.max_in_flight must be an int >= num_actors "
+                f"({self.num_actors}), got {self.max_in_flight!r}."
+            )
+        if self.actor_traces not in TRACE_UPDATES:
+            raise ValueError(
+                f"DistributedConfig.actor_traces must be 'online' or 'chunked', "
+                f"got {self.actor_traces!r}."
+            )
+        for name in ("queue_timeout_s", "start_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(
+                    f"DistributedConfig.{name} must be > 0, "
+                    f"got {getattr(self, name)!r}."
+                )
+        if self.max_actor_restarts < 0:
+            raise ValueError(
+                "DistributedConfig.max_actor_restarts must be >= 0, "
+                f"got {self.max_actor_restarts!r}."
+            )
+        if self.actor_num_cpus < 0 or self.actor_num_gpus < 0:
+            raise ValueError("DistributedConfig actor resources must be >= 0.")
+
+    @property
+    def in_flight(self) -> int:
+        """The queue bound actually used."""
+        return self.max_in_flight or 2 * self.num_actors
+
+
+_PARAMS_TIMEOUT_S = 600
+
+
+def host_params(state: AgentState) -> Any:
+    """The parameters' arrays as host numpy arrays (what is shipped to actors)."""
+    return jax.device_get(eqx.filter(state.params, eqx.is_array))
+
+
+class RolloutWorker:
+    """What one Ray actor runs: an :class:`Actor` plus the parameters it acts with.
+
+    Plain Python (Ray wraps it with ``ray.remote``), so it can be used and tested
+    without a cluster.
+
+    Args:
+        config: the agent's configuration (the actor builds its own ``R2AC``
+            from it and its environment's spec).
+        env_fn: ``env_fn(seed)`` builds this actor's batch of environments.
+        seed: the actor's seed (environments and action sampling).
+        traces: ``"online"`` or ``"chunked"``.
+    """
+
+    def __init__(
+        self,
+        config: R2ACConfig,
+        env_fn: Callable[[int], Any],
+        seed: int,
+        traces: str = "online",
+    ):
+        self.env = env_fn(seed)
+        self.agent = R2AC(config, self.env.spec)
+        key = jax.random.PRNGKey(seed)
+        k_init, k_env, k_act = jax.random.split(key, 3)
+        state = self.agent.init(k_init)
+        self._static = eqx.filter(state.params, eqx.is_array, inverse=True)
+        self._state = AgentState(state.params, None, jnp.zeros((), jnp.int32))
+        self._version = -1
+        self._latest: tuple[int, Any] | None = None
+        self._has_params = threading.Event()
+        self._lock = threading.Lock()
+        self.actor = Actor(self.agent, self.env, k_env, k_act, state, traces=traces)
+
+    def spec(self) -> Any:
+        """The environment's spec (the learner builds its agent from it)."""
+        return self.env.spec
+
+    def set_params(self, version: int, params: Any) -> None:
+        """Stores the newest parameters; the next rollout picks them up."""
+        self._latest = (int(version), params)
+        self._has_params.set()
+
+    def rollout(self) -> tuple[int, Any, dict[str, float], float]:
+        """One rollout with the newest parameters.
+
+        Returns:
+            ``(version, trajectory, stats, seconds)``: the parameter version
+            acted with, the trajectory as host arrays, the episodes that ended,
+            and the time the rollout took.
+        """
+        # A threaded Ray actor may start the first rollout before set_params.
+        if not self._has_params.wait(timeout=_PARAMS_TIMEOUT_S):
+            raise RuntimeError(
+                f"no parameters arrived within {_PARAMS_TIMEOUT_S} s: call "
+                "set_params before rollout."
+            )
+        with self._lock:
+            t0 = time.perf_counter()
+            latest = self._latest
+            if latest[0] != self._version:
+                params = jax.tree.map(jnp.asarray, latest[1])
+                self._state = AgentState(
+                    eqx.combine(params, self._static), None, self._state.update_count
+                )
+                self._version = latest[0]
+            batch, stats = self.actor.rollout(self._state)
+            batch = jax.device_get(batch)
+            return self._version, batch, stats, time.perf_counter() - t0
+
+
+def _ray_worker_class(ray: Any) -> Any:
+    """:class:`RolloutWorker` as a Ray actor class: rollouts run one at a time,
+    ``set_params`` in its own thread, so new parameters land during a rollout."""
+
+    @ray.remote(concurrency_groups={"params": 1})
+    class RayRolloutWorker(RolloutWorker):
+        @ray.method(concurrency_group="params")
+        def set_params(self, version: int, params: Any) -> None:
+            super().set_params(version, params)
+
+    return RayRolloutWorker
+
+
+class _ActorPool:
+    """The Ray actors, their in-flight rollout requests (the bounded queue) and
+    their replacement when they fail."""
+
+    def __init__(self, ray, config, env_fn, dist: DistributedConfig, seed, name):
+        self.ray, self.config, self.env_fn = ray, config, env_fn
+        self.dist, self.seed, self.name = dist, seed, name
+        self._remote = _ray_worker_class(ray)
+        self.handles: list[Any] = []
+        self.incarnations = [0] * dist.num_actors
+        self.restarts = 0
+        self._pending: dict[Any, tuple[int, int]] = {}
+        self._params: tuple[int, Any] | None = None
+        for i in range(dist.num_actors):
+            self.handles.append(self._spawn(i))
+
+    def _spawn(self, i: int) -> Any:
+        inc = self.incarnations[i]
+        return self._remote.options(
+            name=actor_name(self.name, i, inc),
+            num_cpus=self.dist.actor_num_cpus,
+            num_gpus=self.dist.actor_num_gpus,
+            max_restarts=0,  # replaced by the pool instead, with a new seed
+        ).remote(
+            self.config,
+            self.env_fn,
+            self.seed * 100_003 + i * 1_009 + inc,
+            self.dist.actor_traces,
+        )
+
+    def spec(self) -> Any:
+        """The first actor's environment spec."""
+        ref = self.handles[0].spec.remote()
+        try:
+            return self.ray.get(ref, timeout=self.dist.start_timeout_s)
+        except self.ray.exceptions.GetTimeoutError as e:
+            raise TimeoutError(
+                f"the first actor did not start within {self.dist.start_timeout_s:g}"
+                " s: the cluster may lack the resources the actors ask for "
+                "(DistributedConfig.actor_num_cpus / actor_num_gpus); see "
+                "`ray status`."
+            ) from e
+
+    def publish(self, version: int, state: AgentState) -> None:
+        """Puts the parameters into the object store and tells every actor."""
+        self._params = (version, self.ray.put(host_params(state)))
+        for handle in self.handles:
+            handle.set_params.remote(*self._params)
+
+    def start(self) -> None:
+        """Queues the first ``in_flight`` rollout requests, round robin."""
+        for j in range(self.dist.in_flight):
+            self._submit(j % self.dist.num_actors)
+
+    def _submit(self, i: int) -> None:
+        ref = self.handles[i].rollout.remote()
+        self._pending[ref] = (i, self.incarnations[i])
+
+    def _replace(self, i: int, error: Exception) -> None:
+        self.restarts += 1
+        if self.restarts > self.dist.max_actor_restarts:
+            first_line = (str(error).strip().splitlines() or [""])[0]
+            raise RuntimeError(
+                f"actor {i} failed ({type(error).__name__}: {first_line}) and all "
+                f"{self.dist.max_actor_restarts} replacements are used up; see the "
+                "actor logs (`ray logs`) for the cause."
+            ) from error
+        self.ray.kill(self.handles[i], no_restart=True)
+        self.incarnations[i] += 1
+        self.handles[i] = self._spawn(i)
+        if self._params is not None:
+            self.handles[i].set_params.remote(*self._params)
+        for _ in range(self.dist.in_flight // self.dist.num_actors):
+            self._submit(i)
+
+    def next_rollout(self, done: int) -> tuple[int, Any, dict[str, float]]:
+        """The next finished rollout, ``(version, trajectory, stats)``; its actor
+        gets its next request at once. Failed actors are replaced on the way."""
+        ex = self.ray.exceptions
+        while True:
+            ready, _ = self.ray.wait(
+                list(self._pending), num_returns=1, timeout=self.dist.queue_timeout_s
+            )
+            if not ready:
+                raise TimeoutError(
+                    f"no rollout arrived within {self.dist.queue_timeout_s:g} s from "
+                    f"{self.dist.num_actors} actors (after {done} updates): check "
+                    "`ray status` and the actor logs, or raise "
+                    "DistributedConfig.queue_timeout_s."
+                )
+            i, incarnation = self._pending.pop(ready[0])
+            try:
+                version, batch, stats, _ = self.ray.get(ready[0])
+            except (ex.RayActorError, ex.RayTaskError) as e:
+                if incarnation == self.incarnations[i]:
+                    self._replace(i, e)
+                continue
+            self._submit(i)
+            return version, batch, stats
+
+    def shutdown(self) -> None:
+        """Kills every actor."""
+        for handle in self.handles:
+            self.ray.kill(handle, no_restart=True)
+        self.handles = []
+
+
+def train_distributed(
+    config: R2ACConfig,
+    env_fn: Callable[[int], Any],
+    key: jax.Array,
+    loop: LoopConfig,
+    dist: DistributedConfig | None = None,
+    *,
+    address: str | None = None,
+    log_dir: str | None = None,
+    writers: MetricWriter | None = None,
+    checkpoint_dir: str | None = None,
+    progress: bool = False,
+    resume: bool = True,
+    seed: int = 0,
+    name: str | None = None,
+) -> TrainResult:
+    """Trains R2AC with Ray actors and one learner (see the module docstring).
+
+    Args:
+        config: the agent's configuration (shared by learner and actors).
+        env_fn: ``env_fn(seed)`` builds one actor's batch of environments; it is
+            shipped to the actors, so it must be picklable (a module-level
+            function or a ``functools.partial`` of one).
+        key: the learner's PRNG key (initial parameters).
+        loop: updates, report and checkpoint periods.
+        dist: actors, queue, publication period, failure handling.
+        address: the Ray cluster to join (``"auto"``, ``"host:6379"``,
+            ``"ray://host:10001"``); ``None`` starts a local one. Ignored when
+            this process is already connected to a cluster.
+        log_dir: TensorBoard event files and ``metrics.jsonl`` go here.
+        writers: extra metric writers.
+        checkpoint_dir: orbax checkpoints go here.
+        progress: show a progress bar over frames.
+        resume: continue from the latest checkpoint in ``checkpoint_dir``.
+        seed: base seed of the actors' environments and sampling.
+        name: prefix of the actors' Ray names (see :func:`actor_name`;
+            default: a fresh random prefix).
+
+    Returns:
+        The learner's final state (a ``RunnerState`` without environments or
+        carries) and the reports. Besides the agent's metrics, reports hold
+        ``learner_share`` (fraction of wall time spent in updates),
+        ``policy_lag`` (updates between the parameters a rollout was collected
+        with and the ones it trains), ``actor_restarts`` and ``fps``.
+
+    Raises:
+        TimeoutError: no rollout arrived within ``queue_timeout_s``.
+        RuntimeError: actors failed more than ``max_actor_restarts`` times.
+    """
+    ray = _import_ray()
+    dist = dist or DistributedConfig()
+    if loop.checkpoint_every is not None and checkpoint_dir is None:
+        raise ValueError(
+            "LoopConfig.checkpoint_every is set but no checkpoint_dir was given."
+        )
+    owns_ray = not ray.is_initialized()
+    if owns_ray:
+        ray.init(address=address, configure_logging=False)
+    name = name or f"rtrl-{uuid.uuid4().hex[:8]}"
+    pool = sink = ckpt = None
+    try:
+        pool = _ActorPool(ray, config, env_fn, dist, seed, name)
+        agent = R2AC(config, pool.spec())
+        frames_per_update = (
+            agent.rollout_length * agent.num_envs * dist.rollouts_per_update
+        )
+        sink = MultiWriter(
+            [default_writers(log_dir, loop.num_updates * frames_per_update, progress)]
+            + ([writers] if writers is not None else [])
+        )
+        if checkpoint_dir is not None and (loop.checkpoint_every or resume):
+            ckpt = Checkpointer(checkpoint_dir, loop.keep_checkpoints)
+        k_agent, _, k_run = jax.random.split(_raw_key(jnp.asarray(key)), 3)
+        zeros = np.zeros(agent.num_envs)
+        run = _host_run_state(agent.init(k_agent), k_run, zeros, zeros, 0)
+        done = 0
+        if ckpt is not None and resume and ckpt.latest_step() is not None:
+            done = int(ckpt.latest_step())
+            run = ckpt.restore(run, done)
+        state, frames = run.agent, int(run.frames)
+
+        def snapshot():
+            return _host_run_state(state, k_run, zeros, zeros, frames)
+
+        update = eqx.filter_jit(agent.update)
+        pool.publish(done, state)
+        pool.start()
+        history: list[dict[str, float]] = []
+        reports: list[dict] = []
+        t0, frames0, learn_s = time.perf_counter(), frames, 0.0
+        try:
+            while done < loop.num_updates:
+                rollouts, lags = [], []
+                stats = dict.fromkeys(
+                    ("episode_return_sum", "episode_length_sum", "episodes"), 0.0
+                )
+                for _ in range(dist.rollouts_per_update):
+                    version, batch, st = pool.next_rollout(done)
+                    rollouts.append(batch)
+                    lags.append(done - version)
+                    stats = {k: v + st[k] for k, v in stats.items()}
+                t = time.perf_counter()
+                state, metrics = update(state, concat_rollouts(rollouts))
+                jax.block_until_ready(state.update_count)
+                learn_s += time.perf_counter() - t
+                done += 1
+                frames += frames_per_update
+                if done % dist.publish_every == 0:
+                    pool.publish(done, state)
+                reports.append(
+                    {
+                        **metrics,
+                        **stats,
+                        "policy_lag": float(np.mean(lags)),
+                        "actor_restarts": float(pool.restarts),
+                        "frames": frames,
+                    }
+                )
+                if len(reports) == loop.log_every or done == loop.num_updates:
+                    stacked = stack_reports(reports)
+                    check_finite(stacked, done - len(reports) + 1)
+                    wall = max(time.perf_counter() - t0, 1e-9)
+                    stacked["learner_share"] = np.asarray(learn_s / wall)
+                    _report(sink, history, stacked, done, t0, frames0)
+                    reports, learn_s = [], 0.0
+                    t0, frames0 = time.perf_counter(), frames
+                    every = loop.checkpoint_every
+                    if ckpt is not None and every and done % every == 0:
+                        ckpt.save(done, snapshot())
+        except KeyboardInterrupt:
+            # Ctrl-C: keep the work done so far, then shut down (finally).
+            if ckpt is not None and done > 0 and done not in ckpt.all_steps():
+                ckpt.save(done, snapshot())
+            raise
+        return TrainResult(snapshot(), history)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+        if sink is not None:
+            sink.close()
+        if ckpt is not None:
+            ckpt.close()
+        if owns_ray:
+            ray.shutdown()
+
+
+def actor_name(prefix: str, index: int, incarnation: int = 0) -> str:
+    """The Ray name of actor ``index`` after ``incarnation`` replacements."""
+    return f"{prefix}-actor-{index}.{incarnation}"
