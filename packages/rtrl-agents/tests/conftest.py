@@ -11,6 +11,9 @@ sys.path.insert(0, os.path.dirname(__file__))
 # The distributed tests' Ray cluster stays on loopback: Ray reads this when it is
 # imported (single-node mode; by default it advertises the node's network IP).
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+# ... and needs no token (a token left in ~/.ray by another local cluster would
+# otherwise switch `ray start` to token mode while this process stays without).
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ and shuts the actors down. Logging, checkpoints and resume are those of
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import time
 import uuid
@@ -400,6 +401,10 @@ def train_distributed(
         )
     owns_ray = not ray.is_initialized()
     if owns_ray:
+        if address in (None, "local"):
+            # A one-machine cluster: actors share the cores with the learner, so
+            # they run at its priority (Ray nices workers to 15 by default).
+            os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(address=address, configure_logging=False)
     name = name or f"rtrl-{uuid.uuid4().hex[:8]}"
     pool = sink = ckpt = None

@@ -141,8 +141,9 @@ def _list(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from ._experiments import UnknownExperimentError, get_experiment
-    from ._run import BackendMissingError, run_experiment
+    from ._run import BackendMissingError, RayOptions, run_experiment
 
+    ray = None if args.ray is None else RayOptions(args.ray, args.actors)
     try:
         exp = get_experiment(args.name)
         results = run_experiment(
@@ -153,14 +154,47 @@ def _run(args: argparse.Namespace) -> int:
             variants=tuple(args.variants) if args.variants else None,
             resume=args.resume,
             progress=not args.quiet,
+            ray=ray,
         )
-    except (UnknownExperimentError, BackendMissingError) as e:
+    except (UnknownExperimentError, BackendMissingError, ValueError) as e:
         print(f"rtrl-bench run: {e}", file=sys.stderr)
         return 2
     print(f"\n{exp.name}: greedy {exp.metric} on {exp.eval_episodes} held-out episodes")
     for r in results:
         print(f"  {r.variant:14s} seed {r.seed}: {r.score:.3f} ({r.frames} frames)")
     print(f"TensorBoard logs: {Path(args.logdir) / exp.name}")
+    return 0
+
+
+def _scale(args: argparse.Namespace) -> int:
+    from ._experiments import UnknownExperimentError
+    from ._scale import format_table, run_scale
+
+    try:
+        rows = run_scale(
+            args.experiment,
+            args.variant,
+            tuple(args.actors),
+            updates=args.updates,
+            address=args.ray,
+            seed=args.seed,
+        )
+    except (UnknownExperimentError, ValueError) as e:
+        print(f"rtrl-bench scale: {e}", file=sys.stderr)
+        return 2
+    print(
+        f"\nR2AC throughput, {args.experiment}/{args.variant}, {args.updates} "
+        "updates each (median over reports after the first):\n"
+    )
+    print(format_table(rows))
+    _write_json(
+        args.json,
+        {
+            "experiment": args.experiment,
+            "variant": args.variant,
+            "rows": [dataclasses.asdict(r) for r in rows],
+        },
+    )
     return 0
 
 
@@ -254,7 +288,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue, skip finished")
     p.add_argument("--variants", nargs="+", default=None, help="a subset of variants")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        default=None,
+        help="train R2AC on Ray actors: a cluster address or 'local'",
+    )
+    p.add_argument("--actors", type=int, default=2, help="Ray actors (with --ray)")
     p.set_defaults(func=_run)
+
+    p = sub.add_parser(
+        "scale", help="R2AC frames/s: single machine vs 1, 2, ... Ray actors"
+    )
+    p.add_argument("--experiment", default="horizon", help="an R2AC experiment")
+    p.add_argument("--variant", default="rtrl")
+    p.add_argument("--actors", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--updates", type=int, default=600, help="updates per mode")
+    p.add_argument("--ray", metavar="ADDRESS", default="local")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", default=None, help="also write the results here")
+    p.set_defaults(func=_scale)
 
     p = sub.add_parser("report", help="markdown tables and PNG curves of runs")
     p.add_argument("dir", help="a --logdir of `rtrl-bench run`")

@@ -98,6 +98,54 @@ def _make_env(exp: Experiment, seed: int, evaluation: bool = False):
     return rtrl_envs.make(exp.env.name, num_envs=exp.env.num_envs, seed=seed, **options)
 
 
+def make_actor_env(name: str, num_envs: int, options: tuple, seed: int):
+    """One Ray actor's environments (module-level, so actors import it by name)."""
+    import rtrl_envs
+
+    return rtrl_envs.make(name, num_envs=num_envs, seed=seed, **dict(options))
+
+
+@dataclasses.dataclass(frozen=True)
+class RayOptions:
+    """Run R2AC experiments on Ray actors (``rtrl-bench run --ray ADDRESS``).
+
+    Attributes:
+        address: the cluster (``"auto"``, ``"host:6379"``, ``"ray://host:10001"``)
+            or ``"local"`` to start a one-machine cluster.
+        actors: Ray actors; the experiment's streams are split between them and
+            the learner's batch takes one rollout from each, so a distributed run
+            trains on the same batch shape as the single-machine one.
+    """
+
+    address: str = "local"
+    actors: int = 2
+
+
+def distributed_setup(exp: Experiment, variant: Variant, ray: RayOptions):
+    """``(env_fn, DistributedConfig)`` for an R2AC variant on ``ray.actors``
+    actors; a one-line ``ValueError`` when the variant cannot run there."""
+    import functools
+
+    import rtrl_agents as ra
+
+    if not isinstance(variant.config, ra.R2ACConfig):
+        raise ValueError(
+            f"--ray runs R2AC experiments only; {exp.name}/{variant.name} uses "
+            f"{type(variant.config).__name__}."
+        )
+    if ray.actors < 1 or exp.env.num_envs % ray.actors:
+        raise ValueError(
+            f"--actors {ray.actors} must divide {exp.name}'s {exp.env.num_envs} "
+            "streams."
+        )
+    per_actor = exp.env.num_envs // ray.actors
+    env_fn = functools.partial(
+        make_actor_env, exp.env.name, per_actor, tuple(exp.env.options)
+    )
+    dist = ra.DistributedConfig(num_actors=ray.actors, rollouts_per_update=ray.actors)
+    return env_fn, dist
+
+
 def _make_agent(variant: Variant, spec: Any, num_updates: int):
     import rtrl_agents as ra
 
@@ -183,8 +231,11 @@ def run_variant(
     *,
     resume: bool = False,
     progress: bool = True,
+    ray: RayOptions | None = None,
 ) -> RunResult:
-    """Trains and evaluates one variant with one seed (see the module docstring)."""
+    """Trains and evaluates one variant with one seed (see the module docstring);
+    with ``ray``, R2AC trains on Ray actors (:func:`rtrl_agents.train_distributed`).
+    """
     import jax
 
     import rtrl_agents as ra
@@ -207,7 +258,10 @@ def run_variant(
         out = run_sequence(variant.config, exp, seed, run_dir, frames, progress)
         updates, done_frames, score, train_score, n_eval, curve = out
     else:
-        env = _make_env(exp, seed)
+        # Distributed runs build no training environments here (actors do);
+        # the held-out evaluation environment gives the spec instead.
+        eval_env = _make_env(exp, seed + 1_000_003, evaluation=True)
+        env = _make_env(exp, seed) if ray is None else eval_env
         per_update = variant.steps_per_update * exp.env.num_envs
         num_updates, log_every, ckpt_every = _schedule(frames, per_update)
         agent = _make_agent(variant, env.spec, num_updates)
@@ -217,18 +271,27 @@ def run_variant(
             checkpoint_every=ckpt_every,
             keep_checkpoints=1,
         )
-        trained = ra.train(
-            agent,
-            env,
-            jax.random.PRNGKey(seed),
-            loop,
+        common = dict(
             log_dir=str(run_dir),
             checkpoint_dir=str(run_dir / "ckpt"),
             progress=progress,
             resume=resume,
         )
+        if ray is None:
+            trained = ra.train(agent, env, jax.random.PRNGKey(seed), loop, **common)
+        else:
+            env_fn, dist = distributed_setup(exp, variant, ray)
+            trained = ra.train_distributed(
+                agent.config,
+                env_fn,
+                jax.random.PRNGKey(seed),
+                loop,
+                dist,
+                address=None if ray.address == "local" else ray.address,
+                seed=seed,
+                **common,
+            )
         state = trained.state.agent
-        eval_env = _make_env(exp, seed + 1_000_003, evaluation=True)
         returns = evaluate_greedy(
             agent, state, eval_env, jax.random.PRNGKey(seed + 1), exp.eval_episodes
         )
@@ -263,6 +326,7 @@ def run_variant(
         "reference": list(exp.reference) if exp.reference else None,
         "description": exp.description,
         "config": repr(variant.config),
+        "ray": dataclasses.asdict(ray) if ray is not None else None,
         "curve": curve,
         "provenance": provenance(),
     }
@@ -283,6 +347,7 @@ def run_experiment(
     variants: tuple[str, ...] | None = None,
     resume: bool = False,
     progress: bool = True,
+    ray: RayOptions | None = None,
 ) -> list[RunResult]:
     """Runs every variant (or the named ones) of ``exp`` for ``seeds`` seeds.
 
@@ -295,6 +360,8 @@ def run_experiment(
         resume: skip finished runs with the same budget and continue unfinished
             ones from their last checkpoint; otherwise each run starts afresh.
         progress: show a progress bar per run.
+        ray: train R2AC variants on Ray actors instead of the single-machine
+            loop.
 
     Returns:
         One result per variant and seed.
@@ -307,6 +374,9 @@ def run_experiment(
     if frames < 1 or seeds < 1:
         raise ValueError("frames and seeds must be >= 1.")
     chosen = [exp.variant(v) for v in variants] if variants else list(exp.variants)
+    if ray is not None:
+        for variant in chosen:
+            distributed_setup(exp, variant, ray)  # fail before anything runs
     results = []
     for seed in range(seeds):
         for variant in chosen:
@@ -314,7 +384,14 @@ def run_experiment(
             if progress:
                 print(f"[{exp.name}] {variant.name} seed {seed}: {run_dir}", flush=True)
             r = run_variant(
-                exp, variant, seed, run_dir, frames, resume=resume, progress=progress
+                exp,
+                variant,
+                seed,
+                run_dir,
+                frames,
+                resume=resume,
+                progress=progress,
+                ray=ray,
             )
             if progress:
                 print(
