@@ -204,7 +204,8 @@ class RolloutWorker:
             acted with, the trajectory as host arrays, the episodes that ended,
             and the time the rollout took.
         """
-        # A threaded Ray actor may start the first rollout before set_params.
+        # On Ray, set_params runs in its own thread and may land after the first
+        # rollout request; wait for it.
         if not self._has_params.wait(timeout=_PARAMS_TIMEOUT_S):
             raise RuntimeError(
                 f"no parameters arrived within {_PARAMS_TIMEOUT_S} s: call "
