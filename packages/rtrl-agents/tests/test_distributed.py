@@ -132,12 +132,6 @@ def test_two_actors_learn_delayed_recall_and_survive_a_killed_actor(cluster):
     assert last["policy_lag"] >= 0.0
 
 
-def _local_worker_rollouts(config, env_fn, seed, params, n):
-    worker = ra.RolloutWorker(config, env_fn, seed)
-    worker.set_params(0, params)
-    return [worker.rollout()[1] for _ in range(n)]
-
-
 @pytest.mark.parametrize("host", [False, True], ids=["jax-env", "host-env"])
 def test_shipped_rollouts_and_the_learner_gradient_match_one_machine(cluster, host):
     config = _config("rtrl")

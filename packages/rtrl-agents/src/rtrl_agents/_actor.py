@@ -139,7 +139,8 @@ class Actor:
                 else agent.act
             )
             self._act = eqx.filter_jit(act)
-        self._final_carry = eqx.filter_jit(rollout_final_carry)
+        if chunked:
+            self._final_carry = eqx.filter_jit(rollout_final_carry)
 
     @property
     def frames_per_rollout(self) -> int:

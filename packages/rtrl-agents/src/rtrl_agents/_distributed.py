@@ -196,13 +196,12 @@ class RolloutWorker:
         self._latest = (int(version), params)
         self._has_params.set()
 
-    def rollout(self) -> tuple[int, Any, dict[str, float], float]:
+    def rollout(self) -> tuple[int, Any, dict[str, float]]:
         """One rollout with the newest parameters.
 
         Returns:
-            ``(version, trajectory, stats, seconds)``: the parameter version
-            acted with, the trajectory as host arrays, the episodes that ended,
-            and the time the rollout took.
+            ``(version, trajectory, stats)``: the parameter version acted
+            with, the trajectory as host arrays and the episodes that ended.
         """
         # On Ray, set_params runs in its own thread and may land after the first
         # rollout request; wait for it.
@@ -212,7 +211,6 @@ class RolloutWorker:
                 "set_params before rollout."
             )
         with self._lock:
-            t0 = time.perf_counter()
             latest = self._latest
             if latest[0] != self._version:
                 params = jax.tree.map(jnp.asarray, latest[1])
@@ -222,7 +220,7 @@ class RolloutWorker:
                 self._version = latest[0]
             batch, stats = self.actor.rollout(self._state)
             batch = jax.device_get(batch)
-            return self._version, batch, stats, time.perf_counter() - t0
+            return self._version, batch, stats
 
 
 def _ray_worker_class(ray: Any) -> Any:
@@ -330,7 +328,7 @@ class _ActorPool:
                 )
             i, incarnation = self._pending.pop(ready[0])
             try:
-                version, batch, stats, _ = self.ray.get(ready[0])
+                version, batch, stats = self.ray.get(ready[0])
             except (ex.RayActorError, ex.RayTaskError) as e:
                 if incarnation == self.incarnations[i]:
                     self._replace(i, e)
