@@ -175,7 +175,8 @@ def contract(
             kind = layout.kinds[g][j]
             e = traces[g][j]
             if kind == "diag":
-                acc = acc + _diag_contract(lam[g], e, layout.units[g])
+                lam_g, e = jax.lax.optimization_barrier((lam[g], e))
+                acc = acc + _diag_contract(lam_g, e, layout.units[g])
             elif kind == "dense":
                 acc = acc + jnp.tensordot(lam[g], e, axes=2)
         grads.append(acc)
