@@ -168,19 +168,49 @@ def contract(
     layout: Layout, lam: States, traces: Traces, params: Sequence[Array]
 ) -> list[Array]:
     """Gradient ``sum_g lam[g] . E[g]`` for every parameter leaf."""
-    grads = []
-    for j, p in enumerate(params):
-        acc = jnp.zeros_like(p)
+    parts = contract_parts(layout, lam, traces, params)
+    return [sum(leaves[1:], leaves[0]) for leaves in zip(*parts, strict=True)]
+
+
+def num_contract_parts(layout: Layout) -> int:
+    """How many separately summed parts :func:`contract_parts` returns."""
+    ks = [
+        layout.blocks[g]
+        for g in range(layout.num_groups)
+        if layout.has_diag(g) and layout.units[g] > 1
+    ]
+    return max([k for k in ks if k <= _UNROLL_BLOCKS], default=1)
+
+
+def contract_parts(
+    layout: Layout, lam: States, traces: Traces, params: Sequence[Array]
+) -> list[list[Array]]:
+    """:func:`contract`, split by state component: ``parts[a][j]``.
+
+    Part ``a`` holds component ``a`` of the ``diag`` traces (``sum_g lam[g][:, a] *
+    E[g][a]``); part 0 also holds every other kind. Under ``vmap`` with shared
+    parameters, each part is summed over the batch on its own, so each sum is a
+    single fused multiply-reduce; a sum of several products reduced over the
+    batch in one piece is what XLA's CPU backend (YNNPACK reductions, jax 0.10)
+    runs 10-20x slower than its memory traffic. For the same reason each
+    product gets its own copy of ``lam`` (an optimization barrier), rather than
+    one broadcast of it shared by all leaves.
+    """
+    n_parts = num_contract_parts(layout)
+    parts = [[jnp.zeros_like(p) for p in params] for _ in range(n_parts)]
+    for j in range(len(params)):
         for g in range(layout.num_groups):
-            kind = layout.kinds[g][j]
-            e = traces[g][j]
-            if kind == "diag":
-                lam_g, e = jax.lax.optimization_barrier((lam[g], e))
-                acc = acc + _diag_contract(lam_g, e, layout.units[g])
+            kind, e = layout.kinds[g][j], traces[g][j]
+            n, k = layout.units[g], layout.blocks[g]
+            if kind == "diag" and n > 1 and k <= _UNROLL_BLOCKS:
+                for a in range(k):
+                    lam_a, e_a = jax.lax.optimization_barrier((lam[g][:, a], e[a]))
+                    parts[a][j] = parts[a][j] + _units(lam_a, e_a.ndim) * e_a
+            elif kind == "diag":
+                parts[0][j] = parts[0][j] + _diag_contract(lam[g], e, n)
             elif kind == "dense":
-                acc = acc + jnp.tensordot(lam[g], e, axes=2)
-        grads.append(acc)
-    return grads
+                parts[0][j] = parts[0][j] + jnp.tensordot(lam[g], e, axes=2)
+    return parts
 
 
 def reset_traces(traces: Traces, reset: Array) -> Traces:
@@ -371,7 +401,7 @@ class System:
             return s, s
 
         if remat:
-            body = jax.checkpoint(body)
+            body = jax.checkpoint(body, prevent_cse=False)
         s_T, states = jax.lax.scan(body, s0, (pre, resets))
         return states, s_T
 
@@ -444,6 +474,9 @@ def run_segment(
     # With one-step input gradients, the projection's BPTT cotangent must reach
     # the weights but not the inputs; the inputs get theirs inside.
     pre = system.prepare(params, jax.lax.stop_gradient(xs) if one_step else xs)
+    # The carried traces' gradient arrives on copies of the parameters, one per
+    # part of contract_parts, so that each part is summed over a batch alone.
+    copies = tuple(list(params) for _ in range(num_contract_parts(layout)))
 
     def forward(params, pre, xs, s0, traces0, resets):
         (states, s_T), vjp = jax.vjp(
@@ -461,10 +494,10 @@ def run_segment(
         return (states, s_T, traces_T), vjp
 
     @jax.custom_vjp
-    def run(params, pre, xs, s0, traces0, resets):
+    def run(params, pre, xs, s0, traces0, resets, copies):
         return forward(params, pre, xs, s0, traces0, resets)[0]
 
-    def fwd(params, pre, xs, s0, traces0, resets):
+    def fwd(params, pre, xs, s0, traces0, resets, copies):
         out, vjp = forward(params, pre, xs, s0, traces0, resets)
         return out, (vjp, params, xs, s0, traces0, resets, out[0])
 
@@ -472,18 +505,17 @@ def run_segment(
         vjp, params, xs, s0, traces0, resets, states = res
         ct_states = cts[0]
         g_params, g_pre, lam0 = vjp((ct_states, _zeros_like_tree(s0)))
-        carried = contract(layout, lam0, traces0, params)
-        g_params = [a + b for a, b in zip(g_params, carried, strict=True)]
+        carried = tuple(contract_parts(layout, lam0, traces0, params))
         g_xs = None
         if one_step:
             g_xs = _one_step_input_grads(
                 system, params, xs, s0, resets, states, ct_states
             )
         # The carry is data, not a path for gradients: nothing reaches it.
-        return g_params, g_pre, g_xs, None, None, None
+        return g_params, g_pre, g_xs, None, None, None, carried
 
     run.defvjp(fwd, bwd)
-    return run(params, pre, xs, s0, traces0, resets)
+    return run(params, pre, xs, s0, traces0, resets, copies)
 
 
 def _one_step_input_grads(system, params, xs, s0, resets, states, ct_states):
