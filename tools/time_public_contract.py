@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""An independent check of ``rtrl-bench speed``, through the public contract only.
+
+It shares no code with the benchmark: it builds a cell with ``rtrl_cells``, makes
+the carry of a previous rollout with ``unroll``, and times ``jax.grad`` of a
+batch-summed loss over ``jax.vmap(cell.unroll)`` for ``method`` in bptt, chunked
+and online with :mod:`timeit` (best of ``--repeat`` rounds of ``--number`` calls,
+methods interleaved round by round). The timed function returns the new carry
+with the gradient, as a learner needs both.
+
+    python tools/time_public_contract.py --cell ELSTM --config 512,257,100,32
+
+Prints one line per method: milliseconds per call and the ratio to bptt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import timeit
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+import rtrl_cells as rc
+
+METHODS = ("bptt", "chunked", "online")
+
+
+def build(cell_name: str, n: int, d: int, t: int, b: int):
+    key_cell, key_x, key_prev = jax.random.split(jax.random.PRNGKey(1), 3)
+    kinds = {
+        "ELSTM": lambda **kw: rc.ELSTM(**kw),
+        "LRU": lambda **kw: rc.LRU(**kw),
+        "RTU": lambda **kw: rc.RTU(nonlinear=False, **kw),
+    }
+    if cell_name not in kinds:
+        raise SystemExit(f"unknown cell {cell_name!r}: expected one of {list(kinds)}")
+    cell = kinds[cell_name](
+        input_size=d, hidden_size=n, key=key_cell, dtype=jnp.float32
+    )
+    xs = jax.random.normal(key_x, (b, t, d), jnp.float32)
+    resets = jnp.zeros((b, t), bool)
+    carry = jax.vmap(lambda _: cell.init_carry())(jnp.arange(b))
+    prev = jax.random.normal(key_prev, (b, t, d), jnp.float32)
+    _, carry = jax.jit(jax.vmap(cell.unroll))(carry, prev, resets)
+    return cell, xs, resets, carry
+
+
+def grad_fn(method: str):
+    def loss(cell, carry, xs, resets):
+        ys, carry_T = jax.vmap(lambda c, x, r: cell.unroll(c, x, r, method))(
+            carry, xs, resets
+        )
+        return jnp.sum(ys**2), carry_T
+
+    return eqx.filter_jit(eqx.filter_grad(loss, has_aux=True))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cell", default="ELSTM")
+    ap.add_argument("--config", default="256,257,50,32", help="N,D,T,B")
+    ap.add_argument("--number", type=int, default=3, help="calls per round")
+    ap.add_argument("--repeat", type=int, default=7, help="rounds")
+    args = ap.parse_args()
+    n, d, t, b = (int(v) for v in args.config.split(","))
+    cell, xs, resets, carry = build(args.cell, n, d, t, b)
+    fns = {m: grad_fn(m) for m in METHODS}
+    calls = {
+        m: (lambda f=f: jax.block_until_ready(f(cell, carry, xs, resets)))
+        for m, f in fns.items()
+    }
+    for call in calls.values():  # compile and warm up
+        call()
+        call()
+    best = {m: float("inf") for m in METHODS}
+    for _ in range(args.repeat):
+        for m, call in calls.items():
+            per_call = timeit.timeit(call, number=args.number) / args.number
+            best[m] = min(best[m], per_call)
+    print(f"{args.cell} N,D,T,B={args.config} (best of {args.repeat} x {args.number})")
+    for m in METHODS:
+        print(f"{m:8s} {1e3 * best[m]:8.1f} ms  {best[m] / best['bptt']:.2f}x bptt")
+
+
+if __name__ == "__main__":
+    main()
