@@ -336,10 +336,17 @@ class AbstractElementwiseCell(AbstractCell):
     # Hand-written online RTRL, by field name: subclasses override
     # ``trace_step_by_name`` and set ``_has_fast_path = True``.
     def _fast_trace_step(self, s_tm1, x_t, traces):
+        # ``trace_step_by_name`` sees every trace as (block_size, *P.shape); the
+        # engine stores one-component traces without that axis.
+        one = self.block_size == 1
         names = self._param_names()
-        by_name = dict(zip(names, traces[0], strict=True))
+        by_name = {
+            n: e[None] if one and e is not None else e
+            for n, e in zip(names, traces[0], strict=True)
+        }
         s_t, new = self.trace_step_by_name(s_tm1[0], x_t, by_name)
-        return (s_t,), (tuple(new.get(n) for n in names),)
+        out = (new.get(n) for n in names)
+        return (s_t,), (tuple(e[0] if one and e is not None else e for e in out),)
 
     def trace_step_by_name(self, s_tm1, x_t, traces):
         raise NotImplementedError

@@ -15,6 +15,9 @@ Sensitivities (``traces``) ``E[g][P] = d s[g] / d P`` are kept in one of two for
 - ``"diag"`` (a group and its own ``rec`` parameters), component-major
   ``(k_g, *P.shape)``: ``E[a][i, ...] = d s[i, a] / d P[i, ...]``. Nothing else is
   nonzero, so the memory is ``k_g * |P|``: O(parameters), no ``N x N x D`` tensor.
+  With one component (``k_g = 1``) the axis is dropped and the trace has ``P``'s
+  shape: a batch of such traces with a size-1 axis after the batch axis made
+  XLA's CPU layout assignment copy every new trace once more.
 - ``"dense"`` (a group and the parameters of groups below it, in a stack):
   ``(N_g, k_g, *P.shape)``: the cross-layer blocks of exact multi-layer RTRL.
 
@@ -116,7 +119,8 @@ class Layout:
     def trace_shape(self, g: int, j: int) -> tuple[int, ...] | None:
         kind = self.kinds[g][j]
         if kind == "diag":
-            return (self.blocks[g], *self.shapes[j])
+            k = self.blocks[g]
+            return self.shapes[j] if k == 1 else (k, *self.shapes[j])
         if kind == "dense":
             return (self.units[g], self.blocks[g], *self.shapes[j])
         return None
@@ -147,6 +151,16 @@ def zeros_traces(layout: Layout, dtype: Any) -> Traces:
 # Blocks this small are unrolled into element-wise products: XLA fuses them into
 # one pass over the traces, where a dot with a contraction of 1 or 2 would not.
 _UNROLL_BLOCKS = 4
+
+
+def _diag_view(e: Array, k: int) -> Array:
+    """A stored ``diag`` trace as ``(k, *P.shape)`` (one-component traces drop k)."""
+    return e[None] if k == 1 else e
+
+
+def _diag_store(e: Array, k: int) -> Array:
+    """The inverse of :func:`_diag_view`."""
+    return e[0] if k == 1 else e
 
 
 def _units(v: Array, ndim: int) -> Array:
@@ -202,6 +216,8 @@ def contract_parts(
         for g in range(layout.num_groups):
             kind, e = layout.kinds[g][j], traces[g][j]
             n, k = layout.units[g], layout.blocks[g]
+            if kind == "diag":
+                e = _diag_view(e, k)
             if kind == "diag" and n > 1 and k <= _UNROLL_BLOCKS:
                 for a in range(k):
                     lam_a, e_a = jax.lax.optimization_barrier((lam[g][:, a], e[a]))
@@ -310,7 +326,8 @@ def update_traces(
                 s = rows.diag[g]
                 m = g_state[g][s : s + k]  # (k, N, k): M[a, i, b]
                 gp = g_params[j][s : s + k]  # (k, *shape)
-                row.append(_diag_propagate(m, traces[g][j], n) + gp)
+                e0 = _diag_view(traces[g][j], k)
+                row.append(_diag_store(_diag_propagate(m, e0, n) + gp, k))
             elif kind == "dense":
                 s = rows.dense[g]
                 gp = g_params[j][s : s + n * k].reshape(n, k, *layout.shapes[j])
@@ -323,6 +340,7 @@ def update_traces(
                         n, k, layout.units[m_], layout.blocks[m_]
                     )
                     if layout.kinds[m_][j] == "diag":
+                        e0 = _diag_view(e0, layout.blocks[m_])
                         acc = acc + _dense_from_diag(r, e0, layout.units[m_])
                     elif m_ == g:
                         # A group's own state Jacobian is block diagonal: unit i
