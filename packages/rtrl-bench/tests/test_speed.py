@@ -52,3 +52,27 @@ def test_cli_writes_json(tmp_path, capsys):
     }
     assert {r["use"] for r in data["memory"]} == {"online-step", "online", "bptt"}
     assert "| RTU(linear) | 8 | 5 | 4 | 2 |" in capsys.readouterr().out
+
+
+def test_independent_public_contract_timing_script():
+    # tools/time_public_contract.py (no code shared with this package) prints one
+    # line per method with its ratio to bptt; an unknown cell is a one-line error.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[3] / "tools" / "time_public_contract.py"
+    run = [sys.executable, str(script), "--number", "1", "--repeat", "1"]
+    done = subprocess.run(
+        [*run, "--cell", "LRU", "--config", "8,5,4,2"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = done.stdout.strip().splitlines()
+    assert lines[0].startswith("LRU N,D,T,B=8,5,4,2")
+    methods = [line.split()[0] for line in lines[1:]]
+    assert methods == ["bptt", "chunked", "online"]
+    assert lines[1].endswith("1.00x bptt")
+    bad = subprocess.run([*run, "--cell", "GRUU"], capture_output=True, text=True)
+    assert bad.returncode != 0 and "unknown cell 'GRUU'" in bad.stderr
