@@ -1,5 +1,6 @@
 """The public API is pinned: a change to it is a deliberate, versioned change."""
 
+import importlib.metadata
 import inspect
 
 import rtrl_cells as rc
@@ -28,7 +29,8 @@ def test_public_names():
     for name in PUBLIC:
         assert getattr(rc, name) is not None
     assert rc.METHODS == ("online", "chunked", "bptt")
-    assert rc.__version__ == "0.1.0"
+    # The module and the installed distribution agree on the version.
+    assert rc.__version__ == importlib.metadata.version("rtrl-cells")
 
 
 def test_contract_signatures():

@@ -57,6 +57,16 @@ def test_traces_equal_jacfwd_of_final_state(cell, method):
                 for i in range(n):
                     off[i, :, i] = 0
                 assert np.max(np.abs(off)) == 0.0
+            elif kind == "twin":
+                # Not stored: d s[i, :] / d P[i] is a quarter turn of the source
+                # leaf's trace, (-E_src[1], E_src[0]), checked against jacfwd.
+                assert e is None
+                src = carry.traces[g][layout.twins[j]]
+                diag = np.stack([J[i, :, i] for i in range(n)], axis=1)
+                turned = np.stack([-np.asarray(src[1]), np.asarray(src[0])])
+                np.testing.assert_allclose(turned, diag, rtol=1e-10, atol=1e-13)
+                assert np.max(np.abs(diag)) > 0
+                checked += 1
             else:
                 # No trace: the state must not depend on this leaf at all, unless
                 # the layout drops it on purpose (the approximation).
@@ -73,9 +83,14 @@ def test_single_layer_trace_memory_is_order_of_parameters():
     assert rc.trace_size(rc.ELSTM(input_size=D, hidden_size=N, key=key)) == (
         2 * N * D + 4 * N
     )
+    # Complex-linear cells keep one complex trace for their input matrix pair:
+    # 2 components x (N D + 3 N) for the LRU, not 2 x (2 N D + 3 N).
     assert rc.trace_size(rc.LRU(input_size=D, hidden_size=N, key=key)) == 2 * (
-        2 * N * D + 3 * N
+        N * D + 3 * N
     )
+    assert rc.trace_size(
+        rc.RTU(input_size=D, hidden_size=N, nonlinear=False, key=key)
+    ) == 2 * (N * D + 2 * N)
     assert rc.trace_size(rc.RTU(input_size=D, hidden_size=N, key=key)) == 2 * (
         2 * N * D + 2 * N
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import subprocess
 import sys
 
@@ -25,7 +26,8 @@ def test_public_api_is_pinned() -> None:
     ])  # fmt: skip
     for name in rtrl_envs.__all__:
         assert getattr(rtrl_envs, name).__module__.startswith("rtrl_envs")
-    assert rtrl_envs.__version__ == "0.1.0"
+    # The module and the installed distribution agree on the version.
+    assert rtrl_envs.__version__ == importlib.metadata.version("rtrl-envs")
 
 
 def test_list_envs_names_the_issue_environments() -> None:

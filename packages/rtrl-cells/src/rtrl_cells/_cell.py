@@ -312,10 +312,25 @@ class AbstractElementwiseCell(AbstractCell):
     def _groups(self):
         return (self.num_units,), (self.block_size,)
 
+    def _twins(self) -> dict[str, str]:
+        """``{field: source}``: ``field``'s trace is a quarter turn of ``source``'s.
+
+        For a two-component cell whose recurrence is complex-linear in the state
+        and whose input enters as ``(B_re x, B_im x)``: then ``d h / d B_im = i
+        d h / d B_re`` exactly, and the engine keeps only the source's trace (see
+        ``LeafInfo.twin``). Empty by default.
+        """
+        return {}
+
     def _leaf_infos(self):
         dyn = eqx.filter(self, eqx.is_inexact_array)
+        names = self._param_names()
+        twins = {f: names.index(src) for f, src in self._twins().items()}
         return jax.tree_util.tree_map_with_path(
-            lambda path, _: LeafInfo(0, path[0].name in self.rec_fields), dyn
+            lambda path, _: LeafInfo(
+                0, path[0].name in self.rec_fields, twins.get(path[0].name)
+            ),
+            dyn,
         )
 
     def _dtype(self):

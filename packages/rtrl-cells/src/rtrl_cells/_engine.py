@@ -58,10 +58,19 @@ class LeafInfo:
     Attributes:
         owner: index of the state group (layer) the leaf belongs to.
         rec: whether the leaf drives its owner's recurrence (else output-only).
+        twin: for a ``rec`` leaf of a two-component group, the index of a leaf
+            whose own-group trace equals this one's after a quarter turn of every
+            unit's components, ``E[j] = J E[twin]`` with ``J = [[0, -1], [1, 0]]``.
+            That holds for the imaginary input matrix of a complex-linear
+            recurrence ``h_t = lambda * h_{t-1} + gamma * (B_re + i B_im) x_t``
+            (multiplying by ``i`` commutes with multiplying by ``lambda``). Such a
+            leaf stores no trace: half the trace memory and work of the input
+            matrices.
     """
 
     owner: int
     rec: bool
+    twin: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +82,10 @@ class Layout:
         blocks: ``k_g`` per group.
         shapes: shape of every parameter leaf, in flattening order.
         owners: owner group of every parameter leaf.
-        kinds: ``kinds[g][j]`` is ``"diag"``, ``"dense"`` or ``None`` (no trace).
+        kinds: ``kinds[g][j]`` is ``"diag"``, ``"dense"``, ``"twin"`` (a ``diag``
+            trace kept as a quarter turn of another leaf's, not stored) or ``None``
+            (no trace).
+        twins: per leaf, the leaf a ``"twin"`` trace turns (else ``None``).
     """
 
     units: tuple[int, ...]
@@ -81,6 +93,7 @@ class Layout:
     shapes: tuple[tuple[int, ...], ...]
     owners: tuple[int, ...]
     kinds: tuple[tuple[str | None, ...], ...]
+    twins: tuple[int | None, ...] = ()
 
     @staticmethod
     def build(
@@ -90,20 +103,43 @@ class Layout:
         shapes: Sequence[tuple[int, ...]],
         cross_layer: bool,
     ) -> Layout:
+        for j, info in enumerate(infos):
+            t = info.twin
+            if t is None:
+                continue
+            if not (
+                info.rec
+                and 0 <= t < len(infos)
+                and infos[t].twin is None
+                and infos[t].rec
+                and infos[t].owner == info.owner
+                and tuple(shapes[t]) == tuple(shapes[j])
+                and blocks[info.owner] == 2
+            ):
+                raise TypeError(
+                    f"leaf {j} cannot be the twin of leaf {t}: twins are recurrent "
+                    "leaves of the same two-component group, of the same shape."
+                )
         kinds = []
         for g in range(len(units)):
             row: list[str | None] = []
             for info in infos:
-                if g == info.owner:
-                    row.append("diag" if info.rec else None)
+                if g == info.owner and info.rec:
+                    row.append("diag" if info.twin is None else "twin")
                 elif g > info.owner and cross_layer:
                     row.append("dense")
                 else:
                     row.append(None)
             kinds.append(tuple(row))
         owners = tuple(info.owner for info in infos)
+        twins = tuple(info.twin for info in infos)
         return Layout(
-            tuple(units), tuple(blocks), tuple(map(tuple, shapes)), owners, tuple(kinds)
+            tuple(units),
+            tuple(blocks),
+            tuple(map(tuple, shapes)),
+            owners,
+            tuple(kinds),
+            twins,
         )
 
     @property
@@ -163,6 +199,21 @@ def _diag_store(e: Array, k: int) -> Array:
     return e[0] if k == 1 else e
 
 
+def _quarter_turn(e: Array) -> Array:
+    """``J E`` for a two-component trace ``(2, ...)``: ``(-E[1], E[0])``."""
+    return jnp.stack([-e[1], e[0]])
+
+
+def _diag_trace(layout: Layout, traces: Traces, g: int, j: int) -> Array | None:
+    """The ``(k, *P.shape)`` view of an own-group trace, twins turned."""
+    kind, k = layout.kinds[g][j], layout.blocks[g]
+    if kind == "diag":
+        return _diag_view(traces[g][j], k)
+    if kind == "twin":
+        return _quarter_turn(traces[g][layout.twins[j]])
+    return None
+
+
 def _units(v: Array, ndim: int) -> Array:
     """A per-unit vector shaped to broadcast against a trace slice of ``ndim``."""
     return v.reshape(v.shape + (1,) * (ndim - 1))
@@ -216,14 +267,19 @@ def contract_parts(
         for g in range(layout.num_groups):
             kind, e = layout.kinds[g][j], traces[g][j]
             n, k = layout.units[g], layout.blocks[g]
+            lam_g = lam[g]
+            if kind == "twin":
+                # lam . (J E) = (J^T lam) . E: the twin's own trace, never built.
+                kind, e = "diag", traces[g][layout.twins[j]]
+                lam_g = jnp.stack([lam_g[:, 1], -lam_g[:, 0]], axis=-1)
             if kind == "diag":
                 e = _diag_view(e, k)
             if kind == "diag" and n > 1 and k <= _UNROLL_BLOCKS:
                 for a in range(k):
-                    lam_a, e_a = jax.lax.optimization_barrier((lam[g][:, a], e[a]))
+                    lam_a, e_a = jax.lax.optimization_barrier((lam_g[:, a], e[a]))
                     parts[a][j] = parts[a][j] + _units(lam_a, e_a.ndim) * e_a
             elif kind == "diag":
-                parts[0][j] = parts[0][j] + _diag_contract(lam[g], e, n)
+                parts[0][j] = parts[0][j] + _diag_contract(lam_g, e, n)
             elif kind == "dense":
                 parts[0][j] = parts[0][j] + jnp.tensordot(lam[g], e, axes=2)
     return parts
@@ -333,15 +389,15 @@ def update_traces(
                 gp = g_params[j][s : s + n * k].reshape(n, k, *layout.shapes[j])
                 acc = gp
                 for m_ in range(layout.owners[j], g + 1):
-                    e0 = traces[m_][j]
+                    e_diag = _diag_trace(layout, traces, m_, j)
+                    e0 = traces[m_][j] if e_diag is None else e_diag
                     if e0 is None:
                         continue
                     r = g_state[m_][s : s + n * k].reshape(
                         n, k, layout.units[m_], layout.blocks[m_]
                     )
-                    if layout.kinds[m_][j] == "diag":
-                        e0 = _diag_view(e0, layout.blocks[m_])
-                        acc = acc + _dense_from_diag(r, e0, layout.units[m_])
+                    if e_diag is not None:
+                        acc = acc + _dense_from_diag(r, e_diag, layout.units[m_])
                     elif m_ == g:
                         # A group's own state Jacobian is block diagonal: unit i
                         # only feels its own past. O(N k^2) instead of O(N^2 k^2).

@@ -55,7 +55,9 @@ class LRU(AbstractElementwiseCell):
         e_gamma  <- lambda e_gamma + B x_t
         E_B      <- lambda E_B + gamma x_t^T
 
-    and the chain rule to ``nu_log``, ``theta_log``, ``gamma_log``. This cell uses
+    and the chain rule to ``nu_log``, ``theta_log``, ``gamma_log``. ``E_B`` is one
+    complex trace: ``d h / d B_im = i d h / d B_re``, so only ``B_re``'s is kept
+    (memory ``2ND + 6N`` per stream, not ``4ND``). This cell uses
     the generic engine, which derives exactly these recursions by autodiff (the
     RTU paper's released baseline builds ``E_B`` with ``gamma_log`` instead of
     ``gamma``; that is a bug this does not copy). State shape ``(N, 2)``.
@@ -123,6 +125,9 @@ class LRU(AbstractElementwiseCell):
     @property
     def block_size(self) -> int:
         return 2
+
+    def _twins(self):
+        return {"B_im": "B_re"}
 
     def project(self, x_t):
         return jnp.stack([self.B_re @ x_t, self.B_im @ x_t], axis=-1)

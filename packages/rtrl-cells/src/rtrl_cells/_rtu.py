@@ -51,8 +51,9 @@ class RTU(AbstractElementwiseCell):
         p = theta_log: dg = -theta phi, dphi = theta g, dgamma = 0
 
     The factor ``theta`` in the ``theta_log`` derivatives is the chain rule through
-    ``theta = exp(theta_log)``; the paper's released code drops it. State shape
-    ``(N, 2)``.
+    ``theta = exp(theta_log)``; the paper's released code drops it. For the linear
+    RTU, ``E_W2 = (-E2_W1, E1_W1)`` exactly (the recurrence is a complex
+    multiplication), so only ``W1``'s trace is kept. State shape ``(N, 2)``.
     """
 
     nu_log: Float[Array, " N"]
@@ -120,6 +121,11 @@ class RTU(AbstractElementwiseCell):
         theta = jnp.exp(self.theta_log)
         return r, theta, r * jnp.cos(theta), r * jnp.sin(theta), jnp.sqrt(1 - r**2)
 
+    def _twins(self):
+        # Linear: the state is complex-linear, d c / d W2 = i d c / d W1. Not so
+        # once f acts on each component.
+        return {} if self.nonlinear else {"W2": "W1"}
+
     def project(self, x_t):
         return jnp.stack([self.W1 @ x_t, self.W2 @ x_t], axis=-1)
 
@@ -171,7 +177,8 @@ class RTU(AbstractElementwiseCell):
         gx = gamma[:, None] * x_t[None, :]
         zero = jnp.zeros_like(gx)
         new["W1"] = rotate(traces["W1"], gx, zero, mat)
-        new["W2"] = rotate(traces["W2"], zero, gx, mat)
+        if traces["W2"] is not None:  # the linear RTU keeps W2's as a turn of W1's
+            new["W2"] = rotate(traces["W2"], zero, gx, mat)
         for name, dg, dphi, dgamma in (
             ("nu_log", -e_nu * g, -e_nu * phi, e_nu * r**2 / gamma),
             ("theta_log", -theta * phi, theta * g, jnp.zeros_like(g)),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar, final
 
+import equinox as eqx
 import jax
 
 from ._cell import AbstractCell, AbstractElementwiseCell
@@ -48,15 +49,18 @@ class AbstractStack(AbstractCell):
         return units, blocks
 
     def _leaf_infos(self):
-        infos = []
+        infos, offset = [], 0  # a layer's twin indices count from its first leaf
         for i, layer in enumerate(self.layers):
             infos.append(
                 jax.tree.map(
-                    lambda info, i=i: LeafInfo(i, info.rec),
+                    lambda info, i=i, offset=offset: LeafInfo(
+                        i, info.rec, None if info.twin is None else info.twin + offset
+                    ),
                     layer._leaf_infos(),
                     is_leaf=lambda x: isinstance(x, LeafInfo),
                 )
             )
+            offset += len(jax.tree.leaves(eqx.filter(layer, eqx.is_inexact_array)))
         return infos
 
     def _init_state(self):
