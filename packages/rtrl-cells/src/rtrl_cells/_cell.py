@@ -351,17 +351,20 @@ class AbstractElementwiseCell(AbstractCell):
     # Hand-written online RTRL, by field name: subclasses override
     # ``trace_step_by_name`` and set ``_has_fast_path = True``.
     def _fast_trace_step(self, s_tm1, x_t, traces):
-        # ``trace_step_by_name`` sees every trace as (block_size, *P.shape); the
-        # engine stores one-component traces without that axis.
-        one = self.block_size == 1
+        # ``trace_step_by_name`` indexes every trace's components as E[a]; the
+        # engine stores them in the layout's form (see ``_engine``).
+        layout = self._layout()
+        k = self.block_size
         names = self._param_names()
         by_name = {
-            n: e[None] if one and e is not None else e
+            n: None if e is None else _engine._components(e, k)
             for n, e in zip(names, traces[0], strict=True)
         }
         s_t, new = self.trace_step_by_name(s_tm1[0], x_t, by_name)
         out = (new.get(n) for n in names)
-        return (s_t,), (tuple(e[0] if one and e is not None else e for e in out),)
+        return (s_t,), (
+            tuple(None if e is None else _engine._pack(layout, 0, e) for e in out),
+        )
 
     def trace_step_by_name(self, s_tm1, x_t, traces):
         raise NotImplementedError

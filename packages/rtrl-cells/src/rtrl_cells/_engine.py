@@ -15,9 +15,12 @@ Sensitivities (``traces``) ``E[g][P] = d s[g] / d P`` are kept in one of two for
 - ``"diag"`` (a group and its own ``rec`` parameters), component-major
   ``(k_g, *P.shape)``: ``E[a][i, ...] = d s[i, a] / d P[i, ...]``. Nothing else is
   nonzero, so the memory is ``k_g * |P|``: O(parameters), no ``N x N x D`` tensor.
-  With one component (``k_g = 1``) the axis is dropped and the trace has ``P``'s
-  shape: a batch of such traces with a size-1 axis after the batch axis made
-  XLA's CPU layout assignment copy every new trace once more.
+  Stored as one array, except: with one component (``k_g = 1``) the axis is
+  dropped and the trace has ``P``'s shape; with a few components per unit
+  (``N_g > 1``, ``k_g <= 4``: LRU, RTU) it is a tuple of ``k_g`` arrays of
+  ``P``'s shape. On XLA's CPU backend a batch of traces with a size-1 axis after
+  the batch axis was copied once more per update, and a component sliced out of
+  a batched ``(B, k, ...)`` array was copied before every contraction.
 - ``"dense"`` (a group and the parameters of groups below it, in a stack):
   ``(N_g, k_g, *P.shape)``: the cross-layer blocks of exact multi-layer RTRL.
 
@@ -152,7 +155,12 @@ class Layout:
     def has_diag(self, g: int) -> bool:
         return "diag" in self.kinds[g]
 
+    def split(self, g: int) -> bool:
+        """Whether group ``g``'s ``diag`` traces are stored as a tuple of components."""
+        return self.units[g] > 1 and 1 < self.blocks[g] <= _UNROLL_BLOCKS
+
     def trace_shape(self, g: int, j: int) -> tuple[int, ...] | None:
+        """The trace's shape (for a split trace: its components' stacked shape)."""
         kind = self.kinds[g][j]
         if kind == "diag":
             k = self.blocks[g]
@@ -173,13 +181,16 @@ class Layout:
 
 
 def zeros_traces(layout: Layout, dtype: Any) -> Traces:
+    def zeros(g, j):
+        shape = layout.trace_shape(g, j)
+        if shape is None:
+            return None
+        if layout.kinds[g][j] == "diag" and layout.split(g):
+            return tuple(jnp.zeros(shape[1:], dtype) for _ in range(shape[0]))
+        return jnp.zeros(shape, dtype)
+
     return tuple(
-        tuple(
-            None
-            if (shape := layout.trace_shape(g, j)) is None
-            else jnp.zeros(shape, dtype)
-            for j in range(len(layout.shapes))
-        )
+        tuple(zeros(g, j) for j in range(len(layout.shapes)))
         for g in range(layout.num_groups)
     )
 
@@ -189,26 +200,36 @@ def zeros_traces(layout: Layout, dtype: Any) -> Traces:
 _UNROLL_BLOCKS = 4
 
 
-def _diag_view(e: Array, k: int) -> Array:
-    """A stored ``diag`` trace as ``(k, *P.shape)`` (one-component traces drop k)."""
+def _components(e: Any, k: int) -> Any:
+    """A stored ``diag`` trace as its ``k`` components, indexable by ``[a]``."""
     return e[None] if k == 1 else e
 
 
-def _diag_store(e: Array, k: int) -> Array:
-    """The inverse of :func:`_diag_view`."""
-    return e[0] if k == 1 else e
+def _pack(layout: Layout, g: int, comps: Any) -> Any:
+    """Components of a ``diag`` trace of group ``g`` in their stored form."""
+    k = layout.blocks[g]
+    if k == 1:
+        return comps[0]
+    if layout.split(g):
+        return tuple(comps[a] for a in range(k))
+    return _as_array(comps)
 
 
-def _quarter_turn(e: Array) -> Array:
-    """``J E`` for a two-component trace ``(2, ...)``: ``(-E[1], E[0])``."""
-    return jnp.stack([-e[1], e[0]])
+def _as_array(comps: Any) -> Array:
+    """Components stacked into one ``(k, ...)`` array."""
+    return comps if isinstance(comps, jax.Array) else jnp.stack(list(comps))
 
 
-def _diag_trace(layout: Layout, traces: Traces, g: int, j: int) -> Array | None:
-    """The ``(k, *P.shape)`` view of an own-group trace, twins turned."""
+def _quarter_turn(e: Any) -> tuple[Array, Array]:
+    """``J E`` for a two-component trace: ``(-E[1], E[0])``."""
+    return (-e[1], e[0])
+
+
+def _diag_trace(layout: Layout, traces: Traces, g: int, j: int) -> Any:
+    """The components of an own-group trace, twins turned (else ``None``)."""
     kind, k = layout.kinds[g][j], layout.blocks[g]
     if kind == "diag":
-        return _diag_view(traces[g][j], k)
+        return _components(traces[g][j], k)
     if kind == "twin":
         return _quarter_turn(traces[g][layout.twins[j]])
     return None
@@ -219,14 +240,14 @@ def _units(v: Array, ndim: int) -> Array:
     return v.reshape(v.shape + (1,) * (ndim - 1))
 
 
-def _diag_contract(lam: Array, e: Array, n_units: int) -> Array:
-    """``sum_a lam[:, a] * E[a]`` for a ``diag`` trace (unit axis leading)."""
+def _diag_contract(lam: Array, e: Any, n_units: int) -> Array:
+    """``sum_a lam[:, a] * E[a]`` for ``diag`` trace components (unit axis leading)."""
     if n_units == 1:
-        return jnp.einsum("a,a...->...", lam[0], e)
-    k = e.shape[0]
+        return jnp.einsum("a,a...->...", lam[0], _as_array(e))
+    k = len(e)
     if k <= _UNROLL_BLOCKS:
-        return sum(_units(lam[:, a], e.ndim - 1) * e[a] for a in range(k))
-    return jnp.einsum("na,an...->n...", lam, e)
+        return sum(_units(lam[:, a], e[a].ndim) * e[a] for a in range(k))
+    return jnp.einsum("na,an...->n...", lam, _as_array(e))
 
 
 def contract(
@@ -273,7 +294,7 @@ def contract_parts(
                 kind, e = "diag", traces[g][layout.twins[j]]
                 lam_g = jnp.stack([lam_g[:, 1], -lam_g[:, 0]], axis=-1)
             if kind == "diag":
-                e = _diag_view(e, k)
+                e = _components(e, k)
             if kind == "diag" and n > 1 and k <= _UNROLL_BLOCKS:
                 for a in range(k):
                     lam_a, e_a = jax.lax.optimization_barrier((lam_g[:, a], e[a]))
@@ -334,21 +355,24 @@ def trace_cotangents(layout: Layout, dtype: Any) -> tuple[_Rows, States]:
     return rows, tuple(cts)
 
 
-def _diag_propagate(m: Array, e: Array, n_units: int) -> Array:
-    """``(M E)[a] = sum_b M[a, :, b] * E[b]`` with ``M`` block diagonal."""
+def _diag_propagate(m: Array, e: Any, n_units: int) -> Any:
+    """``(M E)[a] = sum_b M[a, :, b] * E[b]`` with ``M`` block diagonal.
+
+    Small blocks give a list of components (element-wise products, fused by
+    XLA), others one ``(k, ...)`` array.
+    """
     if n_units == 1:
-        return jnp.einsum("ab,b...->a...", m[:, 0, :], e)
-    k = e.shape[0]
+        return jnp.einsum("ab,b...->a...", m[:, 0, :], _as_array(e))
+    k = len(e)
     if k <= _UNROLL_BLOCKS:
-        nd = e.ndim - 1
-        return jnp.stack(
-            [sum(_units(m[a, :, b], nd) * e[b] for b in range(k)) for a in range(k)]
-        )
-    return jnp.einsum("anb,bn...->an...", m, e)
+        nd = e[0].ndim
+        return [sum(_units(m[a, :, b], nd) * e[b] for b in range(k)) for a in range(k)]
+    return jnp.einsum("anb,bn...->an...", m, _as_array(e))
 
 
-def _dense_from_diag(r: Array, e: Array, n_units: int) -> Array:
+def _dense_from_diag(r: Array, e: Any, n_units: int) -> Array:
     """Dense rows ``r[i, a, j, b]`` times a ``diag`` trace of the lower group."""
+    e = _as_array(e)
     if n_units == 1:
         return jnp.einsum("iab,b...->ia...", r[:, :, 0, :], e)
     return jnp.einsum("iajb,bj...->iaj...", r, e)
@@ -382,8 +406,12 @@ def update_traces(
                 s = rows.diag[g]
                 m = g_state[g][s : s + k]  # (k, N, k): M[a, i, b]
                 gp = g_params[j][s : s + k]  # (k, *shape)
-                e0 = _diag_view(traces[g][j], k)
-                row.append(_diag_store(_diag_propagate(m, e0, n) + gp, k))
+                prop = _diag_propagate(m, _components(traces[g][j], k), n)
+                if isinstance(prop, list):
+                    new_e = [p + gp[a] for a, p in enumerate(prop)]
+                else:
+                    new_e = prop + gp
+                row.append(_pack(layout, g, new_e))
             elif kind == "dense":
                 s = rows.dense[g]
                 gp = g_params[j][s : s + n * k].reshape(n, k, *layout.shapes[j])
