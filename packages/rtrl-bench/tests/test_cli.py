@@ -1,9 +1,12 @@
 """The command line: gradcheck passes, fails loudly, and records provenance."""
 
+import importlib.metadata
 import json
 
+import jax
 import pytest
 
+import rtrl_cells as rc
 from rtrl_bench import _gradcheck, main
 
 
@@ -24,8 +27,9 @@ def test_gradcheck_prints_table_and_passes(tmp_path, capsys):
         assert f"| {name} |" in text
     data = json.loads(out.read_text())
     assert all(r["max_rel_error"] <= 1e-9 for r in data["rows"])
-    assert len(data["rows"]) == 2 * 9
-    assert data["provenance"]["versions"]["rtrl-cells"] == "0.1.0"
+    assert len(data["rows"]) == 2 * len(rc.example_cells(jax.random.PRNGKey(0)))
+    installed = importlib.metadata.version("rtrl-cells")
+    assert data["provenance"]["versions"]["rtrl-cells"] == installed
     assert data["provenance"]["versions"]["jax"]
 
 

@@ -48,6 +48,14 @@ def example_cells(
                 GRU(input_size=4, hidden_size=2, key=ks[3]),
             ]
         ),
+        # Complex traces (LRU, linear RTU) below another layer: the cross-layer
+        # blocks are built from the quarter-turned twin traces.
+        "Stack(LRU,RTU(linear))": lambda: Stack(
+            [
+                LRU(input_size=D, hidden_size=N, key=ks[4]),
+                RTU(input_size=D, hidden_size=2, nonlinear=False, key=ks[5]),
+            ]
+        ),
     }
 
 
