@@ -241,12 +241,13 @@ def _units(v: Array, ndim: int) -> Array:
 
 
 def _diag_contract(lam: Array, e: Any, n_units: int) -> Array:
-    """``sum_a lam[:, a] * E[a]`` for ``diag`` trace components (unit axis leading)."""
+    """``sum_a lam[:, a] * E[a]`` for a dense cell's or a many-component trace.
+
+    (Few-component traces of many units are contracted one component at a time
+    in :func:`contract_parts`.)
+    """
     if n_units == 1:
         return jnp.einsum("a,a...->...", lam[0], _as_array(e))
-    k = len(e)
-    if k <= _UNROLL_BLOCKS:
-        return sum(_units(lam[:, a], e[a].ndim) * e[a] for a in range(k))
     return jnp.einsum("na,an...->n...", lam, _as_array(e))
 
 
