@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from rtrl_agents_testenvs import hanging_env, recall_env
+from rtrl_agents_testenvs import hanging_env, recall_env, recall_network
 
 import rtrl_agents as ra
 
@@ -30,12 +30,11 @@ TESTS = Path(__file__).parent
 
 
 def _config(method="rtrl", m=4, updates=None):
-    net = ra.NetworkConfig(
-        torso=ra.TorsoConfig(hidden_sizes=(32,)),
-        core=ra.CoreConfig(cell="elstm", hidden_size=32, method=method),
-    )
     return ra.R2ACConfig(
-        network=net, rollout_length=m, learning_rate=5e-3, decay_updates=updates
+        network=recall_network(method),
+        rollout_length=m,
+        learning_rate=5e-3,
+        decay_updates=updates,
     )
 
 

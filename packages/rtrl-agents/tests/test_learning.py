@@ -4,7 +4,7 @@ length M; the same agent with TBPTT stays near chance."""
 import jax
 import numpy as np
 import pytest
-from rtrl_agents_testenvs import DelayedRecall
+from rtrl_agents_testenvs import DelayedRecall, recall_network
 
 import rtrl_agents as ra
 
@@ -15,10 +15,7 @@ def _success(method: str, seed: int = 0) -> float:
     # Cue at t=0, 8 steps of distractor noise, query at t=9: with M=4 the cue and
     # the query are never in the same rollout.
     env = DelayedRecall(num_envs=32, delay=DELAY, num_symbols=2, num_noise=2)
-    net = ra.NetworkConfig(
-        torso=ra.TorsoConfig(hidden_sizes=(32,)),
-        core=ra.CoreConfig(cell="elstm", hidden_size=32, method=method),
-    )
+    net = recall_network(method)
     cfg = ra.R2ACConfig(
         network=net, rollout_length=M, learning_rate=5e-3, decay_updates=UPDATES
     )
