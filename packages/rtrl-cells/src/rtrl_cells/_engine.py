@@ -275,11 +275,13 @@ def contract_parts(
     """:func:`contract`, split by state component: ``parts[a][j]``.
 
     Part ``a`` holds component ``a`` of the ``diag`` traces (``sum_g lam[g][:, a] *
-    E[g][a]``); part 0 also holds every other kind. Each product gets its own
-    copy of ``lam`` (an optimization barrier) rather than one broadcast of it
-    shared by all leaves: under ``vmap``, XLA's CPU backend (jax 0.10) turned the
-    batch sum of products sharing a broadcast into a YNNPACK reduction 10-20x
-    slower than its memory traffic.
+    E[g][a]``); part 0 also holds every other kind. Under ``vmap`` with shared
+    parameters, each part is summed over the batch on its own, so each sum is a
+    single fused multiply-reduce; a sum of several products reduced over the
+    batch in one piece is what XLA's CPU backend (YNNPACK reductions, jax 0.10)
+    runs 10-20x slower than its memory traffic. For the same reason each
+    product gets its own copy of ``lam`` (an optimization barrier), rather than
+    one broadcast of it shared by all leaves.
     """
     n_parts = num_contract_parts(layout)
     parts = [[jnp.zeros_like(p) for p in params] for _ in range(n_parts)]
@@ -575,6 +577,9 @@ def run_segment(
     # With one-step input gradients, the projection's BPTT cotangent must reach
     # the weights but not the inputs; the inputs get theirs inside.
     pre = system.prepare(params, jax.lax.stop_gradient(xs) if one_step else xs)
+    # The carried traces' gradient arrives on copies of the parameters, one per
+    # part of contract_parts, so that each part is summed over a batch alone.
+    copies = tuple(list(params) for _ in range(num_contract_parts(layout)))
 
     def forward(params, pre, xs, s0, traces0, resets):
         (states, s_T), vjp = jax.vjp(
@@ -592,10 +597,10 @@ def run_segment(
         return (states, s_T, traces_T), vjp
 
     @jax.custom_vjp
-    def run(params, pre, xs, s0, traces0, resets):
+    def run(params, pre, xs, s0, traces0, resets, copies):
         return forward(params, pre, xs, s0, traces0, resets)[0]
 
-    def fwd(params, pre, xs, s0, traces0, resets):
+    def fwd(params, pre, xs, s0, traces0, resets, copies):
         out, vjp = forward(params, pre, xs, s0, traces0, resets)
         return out, (vjp, params, xs, s0, traces0, resets, out[0])
 
@@ -603,18 +608,17 @@ def run_segment(
         vjp, params, xs, s0, traces0, resets, states = res
         ct_states = cts[0]
         g_params, g_pre, lam0 = vjp((ct_states, _zeros_like_tree(s0)))
-        carried = contract(layout, lam0, traces0, params)
-        g_params = [a + b for a, b in zip(g_params, carried, strict=True)]
+        carried = tuple(contract_parts(layout, lam0, traces0, params))
         g_xs = None
         if one_step:
             g_xs = _one_step_input_grads(
                 system, params, xs, s0, resets, states, ct_states
             )
         # The carry is data, not a path for gradients: nothing reaches it.
-        return g_params, g_pre, g_xs, None, None, None
+        return g_params, g_pre, g_xs, None, None, None, carried
 
     run.defvjp(fwd, bwd)
-    return run(params, pre, xs, s0, traces0, resets)
+    return run(params, pre, xs, s0, traces0, resets, copies)
 
 
 def _one_step_input_grads(system, params, xs, s0, resets, states, ct_states):
