@@ -33,6 +33,7 @@ def build(cell_name: str, n: int, d: int, t: int, b: int):
         "ELSTM": lambda **kw: rc.ELSTM(**kw),
         "LRU": lambda **kw: rc.LRU(**kw),
         "RTU": lambda **kw: rc.RTU(nonlinear=False, **kw),
+        "RTU-nonlinear": lambda **kw: rc.RTU(nonlinear=True, **kw),
     }
     if cell_name not in kinds:
         raise SystemExit(f"unknown cell {cell_name!r}: expected one of {list(kinds)}")
@@ -59,7 +60,9 @@ def grad_fn(method: str):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cell", default="ELSTM")
+    ap.add_argument(
+        "--cell", default="ELSTM", help="ELSTM, LRU, RTU (linear) or RTU-nonlinear"
+    )
     ap.add_argument("--config", default="256,257,50,32", help="N,D,T,B")
     ap.add_argument("--number", type=int, default=3, help="calls per round")
     ap.add_argument("--repeat", type=int, default=7, help="rounds")
