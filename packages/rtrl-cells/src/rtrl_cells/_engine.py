@@ -525,16 +525,16 @@ class System:
         return self.generic_trace_step(params, s_tm1, x_t, traces)
 
 
-def _time_major(g: Array) -> Array:
+def _by_component(g: Array) -> Array:
     """The adjoints ``(rows, T, ..., k)`` of a projection, each of its few
-    components materialised on its own before the trace einsum.
+    components materialised on its own (an optimization barrier) before the
+    per-stream trace einsum ``sum_t g_t x_t^T``.
 
-    Left to itself, XLA's CPU backend copies each strided component of the
-    scan's stacked output into a ``(..., T)`` (time-minor) layout, for which the
-    per-stream einsum ``sum_t g_t x_t^T`` runs at half the rate of time-major
-    operands (1.9x slower in isolation; ELSTM chunked at (256, 257, 50, 32): 1.55x
-    to 1.38x BPTT). An optimization barrier per component gives the einsum
-    contiguous time-major operands; the restacking is sliced away again.
+    Left to itself, XLA's CPU backend (jax 0.10) builds each einsum operand with
+    one strided gather straight from the scan's time-stacked output. With the
+    components materialised, it first copies them batch-major and contiguous,
+    and the einsums and their copies got faster: ELSTM chunked at (256, 257, 50,
+    32) went from 1.55x to 1.4x BPTT. Same values; the restacking is a copy.
     """
     if g.ndim < 3 or g.shape[-1] > _UNROLL_BLOCKS:
         return g
@@ -608,7 +608,7 @@ def run_segment(
         # The projection's part of the traces: one einsum per stream, by autodiff
         # of the (linear) projection; its forward value is unused and dropped.
         _, vjp_prep = jax.vjp(lambda p: system.prepare(p, xs), params)
-        (g_proj,) = _batched_vjp(vjp_prep, jax.tree.map(_time_major, g_pre))
+        (g_proj,) = _batched_vjp(vjp_prep, jax.tree.map(_by_component, g_pre))
         g_params = [a + b for a, b in zip(g_core, g_proj, strict=True)]
         traces_T = update_traces(layout, rows, g_params, g_state, traces0)
         return (states, s_T, traces_T), vjp
