@@ -148,6 +148,16 @@ class HostEnv:
         return state, jax.tree.map(np.asarray, ts)
 
 
+def recall_config(method: str, rollout_length: int = 4, updates: int | None = None):
+    """The recall agent's R2AC config (see :func:`recall_network`)."""
+    return ra.R2ACConfig(
+        network=recall_network(method),
+        rollout_length=rollout_length,
+        learning_rate=5e-3,
+        decay_updates=updates,
+    )
+
+
 def recall_network(method: str):
     """The recall agent: the observation (and previous reward) go straight into
     a 32-unit eLSTM, so the only path from cue to query is the recurrent state.

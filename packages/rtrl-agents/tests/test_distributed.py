@@ -20,22 +20,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from rtrl_agents_testenvs import hanging_env, recall_env, recall_network
+from rtrl_agents_testenvs import hanging_env, recall_config, recall_env
 
 import rtrl_agents as ra
 
 ray = pytest.importorskip("ray", reason="needs the ray extra: rtrl-agents[ray]")
 
 TESTS = Path(__file__).parent
-
-
-def _config(method="rtrl", m=4, updates=None):
-    return ra.R2ACConfig(
-        network=recall_network(method),
-        rollout_length=m,
-        learning_rate=5e-3,
-        decay_updates=updates,
-    )
 
 
 def _free_port() -> int:
@@ -111,7 +102,7 @@ def test_two_actors_learn_delayed_recall_and_survive_a_killed_actor(cluster):
     updates = 8000
     killer = _KillActor(ra.actor_name("recall", 0, 0), at_report=8)
     result = ra.train_distributed(
-        _config("rtrl", updates=updates),
+        recall_config("rtrl", updates=updates),
         recall_env,
         jax.random.PRNGKey(0),
         ra.LoopConfig(num_updates=updates, log_every=400),
@@ -133,7 +124,7 @@ def test_two_actors_learn_delayed_recall_and_survive_a_killed_actor(cluster):
 
 @pytest.mark.parametrize("host", [False, True], ids=["jax-env", "host-env"])
 def test_shipped_rollouts_and_the_learner_gradient_match_one_machine(cluster, host):
-    config = _config("rtrl")
+    config = recall_config("rtrl")
     env_fn = functools.partial(recall_env, num_envs=4, host=host)
     env = env_fn(0)
     agent = ra.R2AC(config, env.spec)
@@ -192,7 +183,7 @@ def test_ctrl_c_writes_a_checkpoint_and_stops_the_actors_then_resume(cluster, tm
     try:
         with pytest.raises(KeyboardInterrupt):
             ra.train_distributed(
-                _config(),
+                recall_config("rtrl"),
                 recall_env,
                 jax.random.PRNGKey(0),
                 loop,
@@ -213,7 +204,7 @@ def test_ctrl_c_writes_a_checkpoint_and_stops_the_actors_then_resume(cluster, tm
                 assert time.time() < deadline, f"actor {i} still alive"
                 time.sleep(0.2)
         resumed = ra.train_distributed(
-            _config(),
+            recall_config("rtrl"),
             recall_env,
             jax.random.PRNGKey(0),
             loop,
@@ -231,7 +222,7 @@ def test_ctrl_c_writes_a_checkpoint_and_stops_the_actors_then_resume(cluster, tm
 def test_a_stuck_actor_times_out_with_a_message(cluster):
     with pytest.raises(TimeoutError, match="no rollout arrived within 3 s"):
         ra.train_distributed(
-            _config(),
+            recall_config("rtrl"),
             hanging_env,
             jax.random.PRNGKey(0),
             ra.LoopConfig(num_updates=2, log_every=1),
@@ -242,7 +233,7 @@ def test_a_stuck_actor_times_out_with_a_message(cluster):
 
 @pytest.mark.parametrize("host", [False, True], ids=["jax-env", "host-env"])
 def test_chunked_actor_traces_equal_online_ones(host):
-    config = _config("rtrl")
+    config = recall_config("rtrl")
     env = recall_env(0, num_envs=4, host=host)
     agent = ra.R2AC(config, env.spec)
     state = agent.init(jax.random.PRNGKey(1))

@@ -4,7 +4,7 @@ length M; the same agent with TBPTT stays near chance."""
 import jax
 import numpy as np
 import pytest
-from rtrl_agents_testenvs import DelayedRecall, recall_network
+from rtrl_agents_testenvs import DelayedRecall, recall_config
 
 import rtrl_agents as ra
 
@@ -15,10 +15,7 @@ def _success(method: str, seed: int = 0) -> float:
     # Cue at t=0, 8 steps of distractor noise, query at t=9: with M=4 the cue and
     # the query are never in the same rollout.
     env = DelayedRecall(num_envs=32, delay=DELAY, num_symbols=2, num_noise=2)
-    net = recall_network(method)
-    cfg = ra.R2ACConfig(
-        network=net, rollout_length=M, learning_rate=5e-3, decay_updates=UPDATES
-    )
+    cfg = recall_config(method, rollout_length=M, updates=UPDATES)
     agent = ra.R2AC(cfg, env.spec)
     _, metrics = jax.jit(ra.make_train(agent, env, UPDATES))(jax.random.PRNGKey(seed))
     ret = np.asarray(metrics["episode_return_sum"])[-UPDATES // 10 :].sum()
