@@ -98,10 +98,11 @@ class AbstractCell(eqx.Module):
 
     _has_fast_path: ClassVar[bool] = False
 
-    # "chunked" normally stores each step's intermediate values for its reverse
-    # passes; a cell whose step is cheaper to recompute than to store and read
-    # back sets this (``rtrl-bench speed`` decides). "online" always recomputes.
-    _remat_chunked: ClassVar[bool] = False
+    # An unrolled "chunked" or "online" call normally stores each step's
+    # intermediate values for its reverse passes; a cell whose step is cheaper to
+    # recompute than to store and read back sets this (``rtrl-bench speed``
+    # decides), and then only the states are stored.
+    _remat: ClassVar[bool] = False
 
     # -- engine wiring -------------------------------------------------------------
 
@@ -221,8 +222,7 @@ class AbstractCell(eqx.Module):
             # Parameters are fixed within a call, so per-step RTRL's gradient
             # sum_t delta_t . E_t equals BPTT in the segment + lambda_0 . E_0:
             # computed that way, "online" costs what "chunked" costs. They differ
-            # in what reaches the inputs, and "online" stores only the states
-            # ("chunked" too, for a cell that sets _remat_chunked).
+            # in what reaches the inputs.
             online = method == "online"
             states, s_T, traces_T = _engine.run_segment(
                 system,
@@ -232,7 +232,7 @@ class AbstractCell(eqx.Module):
                 e0,
                 resets,
                 input_grads="one-step" if online else "bptt",
-                remat=online or self._remat_chunked,
+                remat=self._remat,
             )
         ys = jax.vmap(self._readout)(states, xs)
         return ys, RTRLCarry(_stop(s_T), _stop(traces_T))
