@@ -110,6 +110,31 @@ def test_online_and_chunked_agree(cell_name, cell):
     assert eqx.tree_equal(carry_on, carry_ch, rtol=1e-10, atol=1e-12)
 
 
+def test_recomputation_changes_no_value(cell):
+    # Whether an unrolled call recomputes its steps on the way back is a speed
+    # choice per cell and method (``_recompute``). For "bptt" the other choice must
+    # give the same gradient, or the reference above would depend on it. (The
+    # RTRL methods' choices are checked against that reference.)
+    xs, resets = _data(cell)
+
+    remat = jax.make_jaxpr(jax.checkpoint(jnp.sin))(1.0).eqns[0].primitive.name
+
+    def recomputes():  # what the traced call does, not what the cell says
+        def loss(c):
+            return _loss(c.unroll(c.init_carry(), xs[0], resets[0], "bptt")[0])
+
+        return f"{remat}[" in str(eqx.filter_make_jaxpr(loss)(cell)[0])
+
+    g = _segmented_grad(cell, "bptt", xs, resets)
+    flipped = not cell._recompute("bptt")
+    assert recomputes() is not flipped
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(type(cell), "_recompute", lambda self, method: flipped)
+        assert recomputes() is flipped
+        g_flipped = _segmented_grad(cell, "bptt", xs, resets)  # a fresh jit
+    assert rel_err(g_flipped, g) <= 1e-12
+
+
 def test_step_is_online_unroll(cell):
     xs, resets = _data(cell, key=3)
     ys, carry_u = unroll(cell, cell.init_carry(), xs[1], resets[1], "online")

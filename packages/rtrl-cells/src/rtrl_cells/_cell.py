@@ -98,11 +98,17 @@ class AbstractCell(eqx.Module):
 
     _has_fast_path: ClassVar[bool] = False
 
-    # An unrolled "chunked" or "online" call normally stores each step's
-    # intermediate values for its reverse passes; a cell whose step is cheaper to
-    # recompute than to store and read back sets this (``rtrl-bench speed``
-    # decides), and then only the states are stored.
-    _remat: ClassVar[bool] = False
+    def _recompute(self, method: str) -> bool:
+        """Whether an unrolled call of ``method`` recomputes each step on the way back.
+
+        An unrolled call normally stores each step's intermediate values for its
+        reverse passes. A cell whose step is cheaper to recompute than to store and
+        read back answers ``True``, and then only the states are stored. ``"bptt"``
+        makes one reverse pass and ``"chunked"`` / ``"online"`` two (the trace pass
+        and the gradient's), so the answer may differ by method; ``rtrl-bench
+        speed`` decides. Values do not depend on it.
+        """
+        return False
 
     # -- engine wiring -------------------------------------------------------------
 
@@ -211,7 +217,9 @@ class AbstractCell(eqx.Module):
         system, params = self._system()
         s0, e0 = _stop(carry.states), _stop(carry.traces)
         if method == "bptt":
-            states, s_T = _engine.run_bptt(system, params, xs, s0, resets)
+            states, s_T = _engine.run_bptt(
+                system, params, xs, s0, resets, remat=self._recompute(method)
+            )
             traces_T: Traces = e0
         elif method == "online" and xs.shape[0] == 1:
             # One step (``step``): advance the traces by the per-step recursion.
@@ -232,7 +240,7 @@ class AbstractCell(eqx.Module):
                 e0,
                 resets,
                 input_grads="one-step" if online else "bptt",
-                remat=self._remat,
+                remat=self._recompute(method),
             )
         ys = jax.vmap(self._readout)(states, xs)
         return ys, RTRLCarry(_stop(s_T), _stop(traces_T))

@@ -721,7 +721,15 @@ def run_per_step(
 
 
 def run_bptt(
-    system: System, params: list[Array], xs: Array, s0: States, resets: Array
+    system: System,
+    params: list[Array],
+    xs: Array,
+    s0: States,
+    resets: Array,
+    remat: bool = False,
 ) -> tuple[States, States]:
-    """Truncated BPTT: plain autodiff through this segment, cut at its start."""
-    return system.segment(params, jax.lax.stop_gradient(s0), xs, resets)
+    """Truncated BPTT: plain autodiff through this segment, cut at its start.
+
+    With ``remat``, the reverse pass recomputes each step from the stored states.
+    """
+    return system.segment(params, jax.lax.stop_gradient(s0), xs, resets, remat)
