@@ -5,8 +5,8 @@ It shares no code with the benchmark: it builds a cell with ``rtrl_cells``, make
 the carry of a previous rollout with ``unroll``, and times ``jax.grad`` of a
 batch-summed loss over ``jax.vmap(cell.unroll)`` for ``method`` in bptt, chunked
 and online with :mod:`timeit` (best of ``--repeat`` rounds of ``--number`` calls,
-methods interleaved round by round). The timed function returns the new carry
-with the gradient, as a learner needs both.
+methods interleaved round by round). The timed function returns with the
+gradient what a learner carries on: the new carry, or for bptt the new state.
 
     python tools/time_public_contract.py --cell ELSTM --config 512,257,100,32
 
@@ -53,7 +53,9 @@ def grad_fn(method: str):
         ys, carry_T = jax.vmap(lambda c, x, r: cell.unroll(c, x, r, method))(
             carry, xs, resets
         )
-        return jnp.sum(ys**2), carry_T
+        # What a learner carries on: BPTT leaves the traces alone and needs only
+        # the state (returning the traces too would time a copy of them).
+        return jnp.sum(ys**2), carry_T.states if method == "bptt" else carry_T
 
     return eqx.filter_jit(eqx.filter_grad(loss, has_aux=True))
 

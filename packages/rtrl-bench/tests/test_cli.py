@@ -10,7 +10,8 @@ import rtrl_cells as rc
 from rtrl_bench import _gradcheck, main
 
 
-def test_gradcheck_prints_table_and_passes(tmp_path, capsys):
+def test_gradcheck_prints_table_and_passes(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "12345")
     out = tmp_path / "g.json"
     assert main(["gradcheck", "--length", "4", "--json", str(out)]) == 0
     text = capsys.readouterr().out
@@ -31,6 +32,8 @@ def test_gradcheck_prints_table_and_passes(tmp_path, capsys):
     installed = importlib.metadata.version("rtrl-cells")
     assert data["provenance"]["versions"]["rtrl-cells"] == installed
     assert data["provenance"]["versions"]["jax"]
+    # Allocator settings move CPU timings: they are kept with every result.
+    assert data["provenance"]["allocator_env"]["MALLOC_TRIM_THRESHOLD_"] == "12345"
 
 
 def test_gradcheck_exits_nonzero_above_threshold(monkeypatch, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata as md
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -61,4 +62,11 @@ def provenance() -> dict[str, Any]:
         "python": platform.python_version(),
         "git_commit": commit,
         "git_dirty": bool(dirty),
+        # On CPU, the allocator's settings move timings by up to 25% (rtrl-bench
+        # README, "Allocator"): keep them with the result.
+        "allocator_env": {
+            k: v
+            for k, v in sorted(os.environ.items())
+            if k.startswith("MALLOC_") or k == "LD_PRELOAD"
+        },
     }
