@@ -34,4 +34,4 @@ __all__ = [
     "trace_size",
 ]
 
-__version__ = "0.2.0"
+__version__ = "0.2.1"
