@@ -3,10 +3,11 @@
 
 It shares no code with the benchmark: it builds a cell with ``rtrl_cells``, makes
 the carry of a previous rollout with ``unroll``, and times ``jax.grad`` of a
-batch-summed loss over ``jax.vmap(cell.unroll)`` for ``method`` in bptt, chunked
-and online with :mod:`timeit` (best of ``--repeat`` rounds of ``--number`` calls,
-methods interleaved round by round). The timed function returns with the
-gradient what a learner carries on: the new carry, or for bptt the new state.
+batch-summed loss over ``jax.vmap(cell.unroll)`` for ``method`` in bptt, chunked,
+online and chunked-grad (chunked without the new traces) with :mod:`timeit`
+(best of ``--repeat`` rounds of ``--number`` calls, methods interleaved round by
+round). The timed function returns with the gradient what a learner carries on:
+the new carry, for bptt the new state, for chunked-grad nothing.
 
     python tools/time_public_contract.py --cell ELSTM --config 512,257,100,32
 
@@ -24,7 +25,9 @@ import jax.numpy as jnp
 
 import rtrl_cells as rc
 
-METHODS = ("bptt", "chunked", "online")
+# "chunked-grad": the chunked gradient alone, the new traces dropped (an R2AC
+# learner, whose actors carry the traces).
+METHODS = ("bptt", "chunked", "online", "chunked-grad")
 
 
 def build(cell_name: str, n: int, d: int, t: int, b: int):
@@ -49,14 +52,18 @@ def build(cell_name: str, n: int, d: int, t: int, b: int):
 
 
 def grad_fn(method: str):
+    unroll_method = "chunked" if method == "chunked-grad" else method
+
     def loss(cell, carry, xs, resets):
-        ys, carry_T = jax.vmap(lambda c, x, r: cell.unroll(c, x, r, method))(
+        ys, carry_T = jax.vmap(lambda c, x, r: cell.unroll(c, x, r, unroll_method))(
             carry, xs, resets
         )
         # What a learner carries on: BPTT leaves the traces alone and needs only
         # the state (returning the traces too would time a copy of them).
         return jnp.sum(ys**2), carry_T.states if method == "bptt" else carry_T
 
+    if method == "chunked-grad":
+        return eqx.filter_jit(eqx.filter_grad(lambda *a: loss(*a)[0]))
     return eqx.filter_jit(eqx.filter_grad(loss, has_aux=True))
 
 
@@ -86,7 +93,7 @@ def main() -> None:
             best[m] = min(best[m], per_call)
     print(f"{args.cell} N,D,T,B={args.config} (best of {args.repeat} x {args.number})")
     for m in METHODS:
-        print(f"{m:8s} {1e3 * best[m]:8.1f} ms  {best[m] / best['bptt']:.2f}x bptt")
+        print(f"{m:12s} {1e3 * best[m]:8.1f} ms  {best[m] / best['bptt']:.2f}x bptt")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from rtrl_bench._speed import memory_rows, time_methods
 def test_time_methods_interleaves_and_reports_ratios():
     rows = time_methods("ELSTM", 8, 5, 6, 2, runs=2, warmup=1)
     by = {r.method: r for r in rows}
-    assert set(by) == {"bptt", "chunked", "online", "forward"}
+    assert set(by) == {"bptt", "chunked", "online", "chunked-grad", "forward"}
     assert by["bptt"].ratio_to_bptt == 1.0
     for r in rows:
         assert r.median_s > 0 and r.runs == 2
@@ -29,8 +29,9 @@ def test_streaming_memory_is_constant_in_time_and_bptt_grows():
 
 def test_each_method_returns_what_its_learner_carries_on():
     # RTRL must return its new traces (or XLA drops the trace update as dead
-    # code); BPTT must not return the traces it leaves untouched (or it is timed
-    # copying them).
+    # code), except where it is timed as the learner that drops them on purpose;
+    # BPTT must not return the traces it leaves untouched (or it is timed copying
+    # them).
     import jax
 
     import rtrl_cells as rc
@@ -44,6 +45,9 @@ def test_each_method_returns_what_its_learner_carries_on():
     for method in ("bptt", "forward"):
         _, out = gradient_fns(cell, method)(cell, carry, xs, resets)
         assert jax.tree.structure(out) == jax.tree.structure(carry.states)
+    # An R2AC learner keeps the gradient alone (its actors carry the traces).
+    grad = gradient_fns(cell, "chunked-grad")(cell, carry, xs, resets)
+    assert isinstance(grad, rc.RTU)
 
 
 def test_cli_writes_json(tmp_path, capsys):
@@ -69,6 +73,7 @@ def test_cli_writes_json(tmp_path, capsys):
         "bptt",
         "chunked",
         "online",
+        "chunked-grad",
         "forward",
     }
     assert {r["use"] for r in data["memory"]} == {"online-step", "online", "bptt"}
@@ -93,7 +98,7 @@ def test_independent_public_contract_timing_script():
     lines = done.stdout.strip().splitlines()
     assert lines[0].startswith("LRU N,D,T,B=8,5,4,2")
     methods = [line.split()[0] for line in lines[1:]]
-    assert methods == ["bptt", "chunked", "online"]
+    assert methods == ["bptt", "chunked", "online", "chunked-grad"]
     assert lines[1].endswith("1.00x bptt")
     bad = subprocess.run([*run, "--cell", "GRUU"], capture_output=True, text=True)
     assert bad.returncode != 0 and "unknown cell 'GRUU'" in bad.stderr

@@ -75,8 +75,9 @@ def _speed(args: argparse.Namespace) -> int:
     rows = []
     for N, D, T, B in configs:
         for cell in args.cells:
-            rows += time_methods(cell, N, D, T, B, runs=args.runs)
-            print(format_speed(rows[-4:]).splitlines()[-1], flush=True)
+            new = time_methods(cell, N, D, T, B, runs=args.runs)
+            rows += new
+            print(format_speed(new).splitlines()[-1], flush=True)
     print(
         "\nMedian time of one gradient of a batch-summed loss over one rollout "
         f"({args.runs} interleaved runs, float32, jitted; ratio to bptt):\n"

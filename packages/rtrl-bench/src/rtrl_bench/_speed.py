@@ -3,9 +3,11 @@
 For each cell and size, the gradient of a batch-summed loss over one rollout is
 timed for ``"bptt"``, ``"chunked"`` and ``"online"`` (vmapped batch, traces carried
 in from a previous rollout, jitted, float32), with the forward pass alone as a
-floor. Methods are interleaved round by round after a warm-up, and medians are
-reported with their ratio to ``"bptt"``, so that the machine's noise hits every
-method alike.
+floor. ``"chunked-grad"`` is the chunked gradient without the new traces: what an
+IMPALA-style learner (R2AC) computes, whose actors carry the traces forward with
+online RTRL, so that its own are discarded. Methods are interleaved round by
+round after a warm-up, and medians are reported with their ratio to ``"bptt"``,
+so that the machine's noise hits every method alike.
 
 Memory is the compiler's own account of the jitted computation
 (``memory_analysis()``: temporary buffers plus outputs, the inputs excluded since
@@ -28,7 +30,7 @@ from typing import Any
 
 CELLS = ("ELSTM", "LRU", "RTU(linear)", "RTU(nonlinear)")
 CONFIGS = ((256, 257, 50, 32), (512, 257, 100, 32))
-METHODS = ("bptt", "chunked", "online", "forward")
+METHODS = ("bptt", "chunked", "online", "chunked-grad", "forward")
 MEMORY_LENGTHS = (10, 100, 1000)
 
 
@@ -39,7 +41,8 @@ class SpeedRow:
     Attributes:
         cell: cell name.
         N: hidden size. D: input size. T: rollout length. B: batch (streams).
-        method: ``bptt``, ``chunked``, ``online`` or ``forward`` (no gradient).
+        method: ``bptt``, ``chunked``, ``online``, ``chunked-grad`` (no new
+            traces) or ``forward`` (no gradient).
         median_s: median wall time of one call, seconds.
         runs: timed runs.
         ratio_to_bptt: ``median_s / median_s(bptt)`` of the same cell and size.
@@ -120,6 +123,8 @@ def gradient_fns(cell, method: str) -> Callable:
     compiler skip the traces. For BPTT it is the new state alone: BPTT leaves the
     traces untouched, and returning them would make it copy them at every call
     (6 of 20 ms for the non-linear RTU at N = 256), flattering RTRL.
+    ``"chunked-grad"`` returns the gradient alone: its learner (R2AC) discards
+    its new traces, since its actors carry theirs, so XLA skips the trace update.
     """
     import equinox as eqx
     import jax
@@ -131,6 +136,9 @@ def gradient_fns(cell, method: str) -> Callable:
 
     if method == "forward":
         return eqx.filter_jit(lambda c, k, x, r: loss(c, k, x, r, "bptt"))
+    if method == "chunked-grad":
+        grad = eqx.filter_grad(lambda c, k, x, r: loss(c, k, x, r, "chunked")[0])
+        return eqx.filter_jit(grad)
     return eqx.filter_jit(
         eqx.filter_grad(lambda c, k, x, r: loss(c, k, x, r, method), has_aux=True)
     )
