@@ -23,6 +23,7 @@ import pytest
 from rtrl_agents_testenvs import hanging_env, recall_config, recall_env
 
 import rtrl_agents as ra
+import rtrl_cells as rc
 
 ray = pytest.importorskip("ray", reason="needs the ray extra: rtrl-agents[ray]")
 
@@ -253,6 +254,38 @@ def test_chunked_actor_traces_equal_online_ones(host):
     ):
         np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5)
     assert max(float(jnp.abs(t).max()) for t in jax.tree.leaves(online.carry)) > 0
+
+
+@pytest.mark.parametrize("method", ["tbptt", "rtrl"])
+def test_state_only_host_actor_equals_the_jitted_loop(method):
+    # On a host environment, a TBPTT core (or an RTRL core whose traces are
+    # updated chunked) is stepped by a jitted call that returns the states alone,
+    # the traces put back around it. Its rollouts and carries must equal those of
+    # the jitted loop on the same environment in JAX.
+    config = recall_config(method)
+    agent = ra.R2AC(config, recall_env(0, num_envs=4).spec)
+    state = agent.init(jax.random.PRNGKey(1))
+    keys = jax.random.split(jax.random.PRNGKey(2))
+    host = ra.Actor(
+        agent, recall_env(0, num_envs=4, host=True), *keys, state, traces="chunked"
+    )
+    pure = ra.Actor(agent, recall_env(0, num_envs=4), *keys, state, traces="chunked")
+    for _ in range(3):
+        a, _ = host.rollout(state)
+        b, _ = pure.rollout(state)
+        np.testing.assert_array_equal(a.action, b.action)
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+            np.testing.assert_allclose(
+                np.asarray(x, np.float64), np.asarray(y, np.float64), 1e-5, 1e-6
+            )
+    assert isinstance(host.carry, rc.RTRLCarry)
+    for x, y in zip(
+        jax.tree.leaves(host.carry), jax.tree.leaves(pure.carry), strict=True
+    ):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+    traces = jax.tree.leaves(host.carry.traces)
+    moved = max(float(jnp.abs(t).max()) for t in traces) > 0
+    assert moved == (method == "rtrl")  # TBPTT's traces stay at zero
 
 
 def test_bad_distributed_configs():

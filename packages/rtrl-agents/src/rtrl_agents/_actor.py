@@ -30,6 +30,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import rtrl_cells as rc
+
 from ._core import AgentState, Trajectory, actor_step
 from ._loop import RunnerState, collect
 
@@ -68,6 +70,28 @@ class _StateOnlyActing:
 
 def _uses_traces(net: Any) -> bool:
     return net.core is not None and net.method != "tbptt"
+
+
+def _jit_state_only(act: Any) -> Any:
+    """``act`` jitted for a carry whose traces it leaves untouched.
+
+    The jitted step returns the new states only and the traces are put back
+    around it: returned from a jitted call, the unchanged traces would be copied
+    into a new buffer at every step (ELSTM(256), 32 streams, on a 2-core CPU:
+    2.9 ms a step with the copy, 0.3 ms without).
+    """
+
+    def states_only(state, carry, timestep, key):
+        action, new_carry, extra = act(state, carry, timestep, key)
+        return action, new_carry.states, extra
+
+    step = eqx.filter_jit(states_only)
+
+    def run(state, carry, timestep, key):
+        action, states, extra = step(state, carry, timestep, key)
+        return action, rc.RTRLCarry(states, carry.traces), extra
+
+    return run
 
 
 def _episode_stats_np(ret, length, ts):
@@ -138,7 +162,11 @@ class Actor:
                 if chunked
                 else agent.act
             )
-            self._act = eqx.filter_jit(act)
+            # A TBPTT core, or chunked trace updates, step the state alone.
+            state_only = isinstance(self.carry, rc.RTRLCarry) and (
+                chunked or not _uses_traces(state.params)
+            )
+            self._act = _jit_state_only(act) if state_only else eqx.filter_jit(act)
         if chunked:
             self._final_carry = eqx.filter_jit(rollout_final_carry)
 
