@@ -232,6 +232,22 @@ def test_a_stuck_actor_times_out_with_a_message(cluster):
         )
 
 
+def _assert_same_rollouts(actor_a, actor_b, state, rtol, atol, rounds=3):
+    """Both actors' rollouts (same actions) and final carries agree."""
+    for _ in range(rounds):
+        a, _ = actor_a.rollout(state)
+        b, _ = actor_b.rollout(state)
+        np.testing.assert_array_equal(a.action, b.action)
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+            np.testing.assert_allclose(
+                np.asarray(x, np.float64), np.asarray(y, np.float64), rtol, atol
+            )
+    for x, y in zip(
+        jax.tree.leaves(actor_a.carry), jax.tree.leaves(actor_b.carry), strict=True
+    ):
+        np.testing.assert_allclose(x, y, rtol=rtol, atol=atol)
+
+
 @pytest.mark.parametrize("host", [False, True], ids=["jax-env", "host-env"])
 def test_chunked_actor_traces_equal_online_ones(host):
     config = recall_config("rtrl")
@@ -241,18 +257,7 @@ def test_chunked_actor_traces_equal_online_ones(host):
     keys = jax.random.split(jax.random.PRNGKey(2))
     online = ra.Actor(agent, env, *keys, state, traces="online")
     chunked = ra.Actor(agent, env, *keys, state, traces="chunked")
-    for _ in range(3):
-        a, _ = online.rollout(state)
-        b, _ = chunked.rollout(state)
-        np.testing.assert_array_equal(a.action, b.action)
-        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
-            np.testing.assert_allclose(
-                np.asarray(x, np.float64), np.asarray(y, np.float64), 1e-4, 1e-5
-            )
-    for x, y in zip(
-        jax.tree.leaves(online.carry), jax.tree.leaves(chunked.carry), strict=True
-    ):
-        np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5)
+    _assert_same_rollouts(online, chunked, state, rtol=1e-4, atol=1e-5)
     assert max(float(jnp.abs(t).max()) for t in jax.tree.leaves(online.carry)) > 0
 
 
@@ -266,23 +271,11 @@ def test_state_only_host_actor_equals_the_jitted_loop(method):
     agent = ra.R2AC(config, recall_env(0, num_envs=4).spec)
     state = agent.init(jax.random.PRNGKey(1))
     keys = jax.random.split(jax.random.PRNGKey(2))
-    host = ra.Actor(
-        agent, recall_env(0, num_envs=4, host=True), *keys, state, traces="chunked"
-    )
+    host_env = recall_env(0, num_envs=4, host=True)
+    host = ra.Actor(agent, host_env, *keys, state, traces="chunked")
     pure = ra.Actor(agent, recall_env(0, num_envs=4), *keys, state, traces="chunked")
-    for _ in range(3):
-        a, _ = host.rollout(state)
-        b, _ = pure.rollout(state)
-        np.testing.assert_array_equal(a.action, b.action)
-        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
-            np.testing.assert_allclose(
-                np.asarray(x, np.float64), np.asarray(y, np.float64), 1e-5, 1e-6
-            )
+    _assert_same_rollouts(host, pure, state, rtol=1e-5, atol=1e-6)
     assert isinstance(host.carry, rc.RTRLCarry)
-    for x, y in zip(
-        jax.tree.leaves(host.carry), jax.tree.leaves(pure.carry), strict=True
-    ):
-        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
     traces = jax.tree.leaves(host.carry.traces)
     moved = max(float(jnp.abs(t).max()) for t in traces) > 0
     assert moved == (method == "rtrl")  # TBPTT's traces stay at zero
