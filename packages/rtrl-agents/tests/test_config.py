@@ -191,6 +191,23 @@ def test_public_api_is_pinned():
             "host_params",
             "rollout_final_carry",
             "train_distributed",
+            # The run record (config.json, checked checkpoints, exact resume).
+            "CheckpointMismatchError",
+            "CheckpointNotReadableError",
+            "CheckpointWarning",
+            "ConfigMismatchError",
+            "Restored",
+            "RunExistsError",
+            "RunInUseError",
+            "RunLock",
+            "RunRecord",
+            "array_paths",
+            "config_diff",
+            "config_from_json",
+            "config_to_json",
+            "default_run_config",
+            "read_metrics",
+            "read_run_config",
         ]
     )
     for name in ra.__all__:

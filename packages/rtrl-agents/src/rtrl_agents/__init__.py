@@ -5,6 +5,8 @@ from ._actor import Actor as Actor
 from ._actor import concat_rollouts as concat_rollouts
 from ._actor import rollout_final_carry as rollout_final_carry
 from ._checkpoint import Checkpointer as Checkpointer
+from ._checkpoint import Restored as Restored
+from ._checkpoint import array_paths as array_paths
 from ._config import CoreConfig as CoreConfig
 from ._config import HeadConfig as HeadConfig
 from ._config import LoopConfig as LoopConfig
@@ -25,13 +27,20 @@ from ._distributed import RolloutWorker as RolloutWorker
 from ._distributed import actor_name as actor_name
 from ._distributed import host_params as host_params
 from ._distributed import train_distributed as train_distributed
-from ._driver import NonFiniteError as NonFiniteError
 from ._driver import TrainResult as TrainResult
+from ._driver import default_run_config as default_run_config
 from ._driver import summarise as summarise
 from ._driver import train as train
 from ._env import EnvironmentLike as EnvironmentLike
 from ._env import EnvSpecLike as EnvSpecLike
 from ._env import TimeStepLike as TimeStepLike
+from ._errors import CheckpointMismatchError as CheckpointMismatchError
+from ._errors import CheckpointNotReadableError as CheckpointNotReadableError
+from ._errors import CheckpointWarning as CheckpointWarning
+from ._errors import ConfigMismatchError as ConfigMismatchError
+from ._errors import NonFiniteError as NonFiniteError
+from ._errors import RunExistsError as RunExistsError
+from ._errors import RunInUseError as RunInUseError
 from ._logging import JsonlWriter as JsonlWriter
 from ._logging import MetricWriter as MetricWriter
 from ._logging import MultiWriter as MultiWriter
@@ -71,6 +80,13 @@ from ._prediction import TDPredictor as TDPredictor
 from ._prediction import TDState as TDState
 from ._prediction import run_stream as run_stream
 from ._r2ac import R2AC as R2AC
+from ._record import RunLock as RunLock
+from ._record import RunRecord as RunRecord
+from ._record import read_metrics as read_metrics
+from ._record import read_run_config as read_run_config
+from ._serialize import config_diff as config_diff
+from ._serialize import config_from_json as config_from_json
+from ._serialize import config_to_json as config_to_json
 from ._streaming import StreamingAC as StreamingAC
 
 __all__ = [
@@ -81,7 +97,11 @@ __all__ = [
     "ActorOutput",
     "AgentState",
     "CategoricalHead",
+    "CheckpointMismatchError",
+    "CheckpointNotReadableError",
+    "CheckpointWarning",
     "Checkpointer",
+    "ConfigMismatchError",
     "CoreConfig",
     "CumulantBatch",
     "DistributedConfig",
@@ -103,8 +123,13 @@ __all__ = [
     "PredictionNet",
     "ProgressBar",
     "R2ACConfig",
+    "Restored",
     "RewardScaler",
     "RolloutWorker",
+    "RunExistsError",
+    "RunInUseError",
+    "RunLock",
+    "RunRecord",
     "RunnerState",
     "RunningMeanStd",
     "SequenceBatch",
@@ -122,8 +147,13 @@ __all__ = [
     "Trajectory",
     "ValueHead",
     "actor_name",
+    "array_paths",
     "collect",
     "concat_rollouts",
+    "config_diff",
+    "config_from_json",
+    "config_to_json",
+    "default_run_config",
     "gae",
     "host_params",
     "impala_network",
@@ -131,6 +161,8 @@ __all__ = [
     "make_train",
     "normalize",
     "ppo_clip_loss",
+    "read_metrics",
+    "read_run_config",
     "reward_scaler_init",
     "rollout_final_carry",
     "rtu_ppo_network",
@@ -147,4 +179,4 @@ __all__ = [
     "vtrace_actor_critic_loss",
 ]
 
-__version__ = "0.2.2"
+__version__ = "0.3.0"

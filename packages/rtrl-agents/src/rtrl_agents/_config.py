@@ -7,6 +7,7 @@ that says what to do, at construction, before anything is compiled.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Literal
 
 CELLS: tuple[str, ...] = ("elstm", "lru", "rtu", "gru", "lstm", "none")
@@ -43,20 +44,26 @@ def _choice(owner: str, name: str, value: object, choices: tuple[str, ...]) -> N
         )
 
 
-def _in_range(owner: str, name: str, value: object, lo: float, hi: float) -> None:
+def _number(owner: str, name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{owner}.{name} must be a number, got {value!r}.")
-    if not lo <= value <= hi:
+    if not math.isfinite(value):
+        raise ValueError(f"{owner}.{name} must be a finite number, got {value!r}.")
+    return float(value)
+
+
+def _in_range(owner: str, name: str, value: object, lo: float, hi: float) -> None:
+    if not lo <= _number(owner, name, value) <= hi:
         raise ValueError(f"{owner}.{name}={value!r} must lie in [{lo}, {hi}].")
 
 
 def _positive(owner: str, name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+    if _number(owner, name, value) <= 0:
         raise ValueError(f"{owner}.{name} must be a positive number, got {value!r}.")
 
 
 def _non_negative(owner: str, name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+    if _number(owner, name, value) < 0:
         raise ValueError(f"{owner}.{name} must be >= 0, got {value!r}.")
 
 
@@ -456,7 +463,13 @@ class StreamingACConfig:
 
 @dataclasses.dataclass(frozen=True)
 class LoopConfig:
-    """How long a run lasts and how often it reports and checkpoints."""
+    """How long a run lasts and how often it reports and checkpoints.
+
+    A kill loses at most the work since the last checkpoint: checkpoints are
+    saved after a report once ``checkpoint_every`` updates or
+    ``checkpoint_seconds`` of wall time have passed since the last one (either
+    or both), and after the last update.
+    """
 
     num_updates: int = 1000
     """Agent updates in the run."""
@@ -466,10 +479,15 @@ class LoopConfig:
 
     checkpoint_every: int | None = None
     """Save a checkpoint every this many updates (a multiple of ``log_every``);
-    ``None``: no checkpoints."""
+    ``None``: not by count."""
+
+    checkpoint_seconds: float | None = None
+    """Also save when this many seconds of wall time have passed since the last
+    checkpoint (checked at each report); ``None``: not by time."""
 
     keep_checkpoints: int = 3
-    """How many of the latest checkpoints to keep."""
+    """How many of the latest checkpoints to keep (2 or more leave a fallback
+    when the newest cannot be read)."""
 
     def __post_init__(self) -> None:
         _positive_int(
@@ -485,6 +503,8 @@ class LoopConfig:
                     f"LoopConfig.checkpoint_every={self.checkpoint_every} must be a "
                     f"multiple of log_every={self.log_every}."
                 )
+        if self.checkpoint_seconds is not None:
+            _positive("LoopConfig", "checkpoint_seconds", self.checkpoint_seconds)
 
 
 @dataclasses.dataclass(frozen=True)

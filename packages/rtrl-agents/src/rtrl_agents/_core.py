@@ -163,6 +163,51 @@ def actor_step(
     )
 
 
+def all_finite(tree: Any) -> Array:
+    """True when every floating-point array of ``tree`` is finite (a bool scalar)."""
+    leaves = jax.tree.leaves(eqx.filter(tree, eqx.is_inexact_array))
+    if not leaves:
+        return jnp.asarray(True)
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+
+
+def guard_nonfinite(
+    new: AgentState, old: AgentState, loss: Array, grad_norm: Array
+) -> tuple[AgentState, dict[str, Array]]:
+    """``new`` if the update that made it is finite throughout, else ``old``.
+
+    The one guard of every agent: a non-finite loss, gradient norm, or any
+    non-finite parameter, optimizer state or agent-specific state the update
+    produced (a finite gradient can still overflow a parameter) leaves the old
+    state in place, counts the update, and raises flags in the metrics; the
+    driver stops the run on them, naming the update, and never checkpoints it.
+
+    Args:
+        new: the state the update produced.
+        old: the state before it.
+        loss: the update's loss (any shape; all entries must be finite).
+        grad_norm: the global norm of its gradient (or update direction).
+
+    Returns:
+        ``(state, flags)`` with ``flags`` ``nonfinite_loss``,
+        ``nonfinite_grad`` and ``nonfinite_state`` (int32 0/1).
+    """
+    loss_ok = jnp.all(jnp.isfinite(loss))
+    grad_ok = jnp.isfinite(grad_norm)
+    state_ok = all_finite((new.params, new.opt_state, new.extra))
+    ok = loss_ok & grad_ok & state_ok
+    new = AgentState(new.params, new.opt_state, old.update_count + 1, new.extra)
+    old = AgentState(old.params, old.opt_state, old.update_count + 1, old.extra)
+    out = jax.tree.map(
+        lambda a, b: jnp.where(ok, a, b) if eqx.is_array(a) else a, new, old
+    )
+    return out, {
+        "nonfinite_loss": (~loss_ok).astype(jnp.int32),
+        "nonfinite_grad": (~grad_ok).astype(jnp.int32),
+        "nonfinite_state": (~state_ok).astype(jnp.int32),
+    }
+
+
 def apply_if_finite(
     state: AgentState,
     grads: Any,
@@ -170,34 +215,61 @@ def apply_if_finite(
     loss: Array,
     extra: Any = None,
 ) -> tuple[AgentState, dict[str, Array]]:
-    """Applies ``grads`` unless the loss or a gradient is non-finite.
-
-    A non-finite update leaves the state untouched and raises flags in the
-    metrics; the host loop stops the run on them, naming the update.
-    """
+    """Applies ``grads`` with ``optimizer`` through :func:`guard_nonfinite`."""
     params = eqx.filter(state.params, eqx.is_inexact_array)
     grad_norm = optax.tree.norm(grads)
     updates, opt_state = optimizer.update(grads, state.opt_state, params)
-    new_params = eqx.apply_updates(state.params, updates)
-    loss_ok = jnp.isfinite(loss)
-    grad_ok = jnp.isfinite(grad_norm)
-    ok = loss_ok & grad_ok
     new = AgentState(
-        new_params,
+        eqx.apply_updates(state.params, updates),
         opt_state,
-        state.update_count + 1,
+        state.update_count,
         state.extra if extra is None else extra,
     )
-    old = AgentState(state.params, state.opt_state, state.update_count + 1, state.extra)
-    out = jax.tree.map(
-        lambda a, b: jnp.where(ok, a, b) if eqx.is_array(a) else a, new, old
-    )
-    metrics = {
-        "grad_norm": grad_norm,
-        "nonfinite_loss": (~loss_ok).astype(jnp.int32),
-        "nonfinite_grad": (~grad_ok).astype(jnp.int32),
-    }
-    return out, metrics
+    out, flags = guard_nonfinite(new, state, loss, grad_norm)
+    return out, {"grad_norm": grad_norm, **flags}
+
+
+def check_env_matches(spec: Any, env_spec: Any, what: str = "the agent") -> None:
+    """Raises a one-line ``ValueError`` if an environment is not the one ``what``
+    was built for (observation shape, action space, number of streams)."""
+    name = getattr(env_spec, "name", "the environment")
+    for field, label in (
+        ("observation_shape", "observations of shape"),
+        ("action_space", "the action space"),
+        ("num_envs", "streams:"),
+    ):
+        want, got = getattr(spec, field, None), getattr(env_spec, field, None)
+        if field == "observation_shape":
+            want, got = tuple(want), tuple(got)
+        if want != got:
+            raise ValueError(
+                f"{what} was built for {label} {want!r}, but {name} has {got!r}: "
+                "build it from this environment's spec."
+            )
+
+
+def take_hyperparams(restored: AgentState, fresh: AgentState) -> AgentState:
+    """``restored`` with the hyperparameters held in its optimizer state taken
+    from ``fresh`` (a state initialised from the config now asked for).
+
+    Hyperparameters live in state so that a sweep does not recompile; when a run
+    resumes under an explicitly changed config, the new config's values must
+    apply, not the checkpoint's. Covers ``optax.inject_hyperparams`` states and
+    states whose class sets ``holds_hyperparams = True`` (taken whole).
+    """
+
+    def is_hp(x: Any) -> bool:
+        return hasattr(x, "hyperparams") or getattr(x, "holds_hyperparams", False)
+
+    def pick(f: Any, r: Any) -> Any:
+        if getattr(f, "holds_hyperparams", False):
+            return f
+        if hasattr(f, "hyperparams"):
+            return r._replace(hyperparams=f.hyperparams)
+        return r
+
+    opt_state = jax.tree.map(pick, fresh.opt_state, restored.opt_state, is_leaf=is_hp)
+    return AgentState(restored.params, opt_state, restored.update_count, restored.extra)
 
 
 def injected_learning_rate(opt_state: Any) -> Array:

@@ -43,19 +43,20 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._actor import TRACE_UPDATES, Actor, concat_rollouts
-from ._checkpoint import Checkpointer
 from ._config import LoopConfig, R2ACConfig
-from ._core import AgentState
+from ._core import AgentState, take_hyperparams
 from ._driver import (
     TrainResult,
     _host_run_state,
     _report,
     check_finite,
+    default_run_config,
     stack_reports,
 )
 from ._logging import MetricWriter, MultiWriter, default_writers
 from ._loop import _raw_key
 from ._r2ac import R2AC
+from ._record import RunRecord
 
 
 def _import_ray():
@@ -358,6 +359,9 @@ def train_distributed(
     resume: bool = True,
     seed: int = 0,
     name: str | None = None,
+    run_config: Any = None,
+    allow_config_change: bool = False,
+    provenance: Any = None,
 ) -> TrainResult:
     """Trains R2AC with Ray actors and one learner (see the module docstring).
 
@@ -380,6 +384,11 @@ def train_distributed(
         seed: base seed of the actors' environments and sampling.
         name: prefix of the actors' Ray names (see :func:`actor_name`;
             default: a fresh random prefix).
+        run_config: the run's config as JSON, recorded and compared on resume
+            (as :func:`~rtrl_agents.train`; default: the agent's config and the
+            actors' environment spec).
+        allow_config_change: resume even though ``run_config`` differs.
+        provenance: JSON kept in ``config.json``.
 
     Returns:
         The learner's final state (a ``RunnerState`` without environments or
@@ -394,9 +403,11 @@ def train_distributed(
     """
     ray = _import_ray()
     dist = dist or DistributedConfig()
-    if loop.checkpoint_every is not None and checkpoint_dir is None:
+    periodic = loop.checkpoint_every is not None or loop.checkpoint_seconds
+    if periodic and checkpoint_dir is None:
         raise ValueError(
-            "LoopConfig.checkpoint_every is set but no checkpoint_dir was given."
+            "LoopConfig.checkpoint_every / checkpoint_seconds is set but no "
+            "checkpoint_dir was given."
         )
     owns_ray = not ray.is_initialized()
     if owns_ray:
@@ -406,89 +417,107 @@ def train_distributed(
             os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(address=address, configure_logging=False)
     name = name or f"rtrl-{uuid.uuid4().hex[:8]}"
-    pool = sink = ckpt = None
+    pool = sink = None
     try:
         pool = _ActorPool(ray, config, env_fn, dist, seed, name)
         agent = R2AC(config, pool.spec())
         frames_per_update = (
             agent.rollout_length * agent.num_envs * dist.rollouts_per_update
         )
-        sink = MultiWriter(
-            [default_writers(log_dir, loop.num_updates * frames_per_update, progress)]
-            + ([writers] if writers is not None else [])
-        )
-        if checkpoint_dir is not None and (loop.checkpoint_every or resume):
-            ckpt = Checkpointer(checkpoint_dir, loop.keep_checkpoints)
         k_agent, _, k_run = jax.random.split(_raw_key(jnp.asarray(key)), 3)
         zeros = np.zeros(agent.num_envs)
-        run = _host_run_state(agent.init(k_agent), k_run, zeros, zeros, 0)
-        done = 0
-        if ckpt is not None and resume and ckpt.latest_step() is not None:
-            done = int(ckpt.latest_step())
-            run = ckpt.restore(run, done)
-        state, frames = run.agent, int(run.frames)
+        record = RunRecord(
+            log_dir,
+            checkpoint_dir,
+            run_config=default_run_config(agent, agent.spec)
+            if run_config is None
+            else run_config,
+            resume=resume,
+            allow_config_change=allow_config_change,
+            checkpoint_every=loop.checkpoint_every,
+            checkpoint_seconds=loop.checkpoint_seconds,
+            keep_checkpoints=loop.keep_checkpoints,
+            provenance=provenance,
+        )
+        with record:
+            template = _host_run_state(agent.init(k_agent), k_run, zeros, zeros, 0)
+            run, done = record.begin(template)
+            state, frames = run.agent, int(run.frames)
+            if record.changes:
+                state = take_hyperparams(state, template.agent)
+            sink = MultiWriter(
+                [
+                    default_writers(
+                        log_dir, loop.num_updates * frames_per_update, progress
+                    )
+                ]
+                + ([writers] if writers is not None else [])
+            )
 
-        def snapshot():
-            return _host_run_state(state, k_run, zeros, zeros, frames)
+            def snapshot():
+                return _host_run_state(state, k_run, zeros, zeros, frames)
 
-        update = eqx.filter_jit(agent.update)
-        pool.publish(done, state)
-        pool.start()
-        history: list[dict[str, float]] = []
-        reports: list[dict] = []
-        t0, frames0, learn_s = time.perf_counter(), frames, 0.0
-        try:
-            while done < loop.num_updates:
-                rollouts, lags = [], []
-                stats = dict.fromkeys(
-                    ("episode_return_sum", "episode_length_sum", "episodes"), 0.0
-                )
-                for _ in range(dist.rollouts_per_update):
-                    version, batch, st = pool.next_rollout(done)
-                    rollouts.append(batch)
-                    lags.append(done - version)
-                    stats = {k: v + st[k] for k, v in stats.items()}
-                t = time.perf_counter()
-                state, metrics = update(state, concat_rollouts(rollouts))
-                jax.block_until_ready(state.update_count)
-                learn_s += time.perf_counter() - t
-                done += 1
-                frames += frames_per_update
-                if done % dist.publish_every == 0:
-                    pool.publish(done, state)
-                reports.append(
-                    {
-                        **metrics,
-                        **stats,
-                        "policy_lag": float(np.mean(lags)),
-                        "actor_restarts": float(pool.restarts),
-                        "frames": frames,
-                    }
-                )
-                if len(reports) == loop.log_every or done == loop.num_updates:
+            update = eqx.filter_jit(agent.update)
+            pool.publish(done, state)
+            pool.start()
+            history: list[dict[str, float]] = list(record.history)
+            reports: list[dict] = []
+            t0, frames0, learn_s = time.perf_counter(), frames, 0.0
+            try:
+                while done < loop.num_updates:
+                    rollouts, lags = [], []
+                    stats = dict.fromkeys(
+                        ("episode_return_sum", "episode_length_sum", "episodes"), 0.0
+                    )
+                    for _ in range(dist.rollouts_per_update):
+                        version, batch, st = pool.next_rollout(done)
+                        rollouts.append(batch)
+                        lags.append(done - version)
+                        stats = {k: v + st[k] for k, v in stats.items()}
+                    t = time.perf_counter()
+                    new_state, metrics = update(state, concat_rollouts(rollouts))
+                    jax.block_until_ready(new_state.update_count)
+                    learn_s += time.perf_counter() - t
+                    state = new_state
+                    done += 1
+                    frames += frames_per_update
+                    if done % dist.publish_every == 0:
+                        pool.publish(done, state)
+                    reports.append(
+                        {
+                            **metrics,
+                            **stats,
+                            "policy_lag": float(np.mean(lags)),
+                            "actor_restarts": float(pool.restarts),
+                            "frames": frames,
+                        }
+                    )
+                    if len(reports) == loop.log_every or done == loop.num_updates:
+                        stacked = stack_reports(reports)
+                        check_finite(stacked, done - len(reports) + 1)
+                        wall = max(time.perf_counter() - t0, 1e-9)
+                        stacked["learner_share"] = np.asarray(learn_s / wall)
+                        _report(sink, history, stacked, done, t0, frames0)
+                        reports, learn_s = [], 0.0
+                        t0, frames0 = time.perf_counter(), frames
+                        record.maybe_save(
+                            done, snapshot, frames, final=done == loop.num_updates
+                        )
+            except KeyboardInterrupt:
+                # Ctrl-C: keep the work done so far (its reports included), then
+                # shut down (finally).
+                if reports and record.checkpointer is not None:
                     stacked = stack_reports(reports)
                     check_finite(stacked, done - len(reports) + 1)
-                    wall = max(time.perf_counter() - t0, 1e-9)
-                    stacked["learner_share"] = np.asarray(learn_s / wall)
                     _report(sink, history, stacked, done, t0, frames0)
-                    reports, learn_s = [], 0.0
-                    t0, frames0 = time.perf_counter(), frames
-                    every = loop.checkpoint_every
-                    if ckpt is not None and every and done % every == 0:
-                        ckpt.save(done, snapshot())
-        except KeyboardInterrupt:
-            # Ctrl-C: keep the work done so far, then shut down (finally).
-            if ckpt is not None and done > 0 and done not in ckpt.all_steps():
-                ckpt.save(done, snapshot())
-            raise
-        return TrainResult(snapshot(), history)
+                record.maybe_save(done, snapshot, frames, final=True)
+                raise
+            return TrainResult(snapshot(), history)
     finally:
         if pool is not None:
             pool.shutdown()
         if sink is not None:
             sink.close()
-        if ckpt is not None:
-            ckpt.close()
         if owns_ray:
             ray.shutdown()
 

@@ -7,14 +7,18 @@
 * Host environments (envpool, POPGym, DMLab): a Python loop over environment
   steps with a jitted ``act`` and a jitted ``update``.
 
-Both report the same metrics, write them to the given writers, save orbax
-checkpoints every ``checkpoint_every`` updates and stop on a non-finite loss or
-gradient, naming the update and the quantity; the last good checkpoint stays.
+Both report the same metrics and keep the run's record (:class:`RunRecord`):
+``config.json``, checkpoints every ``checkpoint_every`` updates or
+``checkpoint_seconds`` of wall time and at the end, logs cut back to the
+restored checkpoint on resume, one process per folder. They stop on a
+non-finite loss, gradient or state, naming the update and the quantity; the
+last good checkpoint stays.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -25,15 +29,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._actor import Actor
-from ._checkpoint import Checkpointer
 from ._config import LoopConfig
-from ._core import Agent
+from ._core import Agent, check_env_matches, take_hyperparams
+from ._errors import NonFiniteError
 from ._logging import MetricWriter, MultiWriter, default_writers
 from ._loop import RunnerState, _raw_key, init_runner, run_updates
-
-
-class NonFiniteError(FloatingPointError):
-    """A non-finite loss or gradient: the run stopped (its update was skipped)."""
+from ._record import RunRecord
+from ._serialize import config_to_json
 
 
 @dataclasses.dataclass
@@ -43,7 +45,9 @@ class TrainResult:
     Attributes:
         state: the final run state (``RunnerState`` for JAX environments; for host
             environments a ``RunnerState`` whose ``env_state`` is ``None``).
-        history: one dict of scalars per report.
+        history: one dict of scalars per report: on a resumed run with a
+            ``log_dir``, the reports kept from before the resume, then this
+            process's.
     """
 
     state: Any
@@ -51,7 +55,8 @@ class TrainResult:
 
 
 _EPISODE_KEYS = ("episode_return_sum", "episode_length_sum", "episodes")
-_SKIP = ("nonfinite_loss", "nonfinite_grad", "frames")
+_FLAGS = ("nonfinite_loss", "nonfinite_grad", "nonfinite_state")
+_SKIP = (*_FLAGS, "frames")
 
 
 def summarise(metrics: Mapping[str, Any]) -> dict[str, float]:
@@ -77,16 +82,35 @@ def summarise(metrics: Mapping[str, Any]) -> dict[str, float]:
 
 def check_finite(metrics: Mapping[str, Any], first_update: int) -> None:
     """Raises :class:`NonFiniteError` naming the first bad update and quantity."""
-    bad_loss = np.asarray(metrics.get("nonfinite_loss", 0)).reshape(-1)
-    bad_grad = np.asarray(metrics.get("nonfinite_grad", 0)).reshape(-1)
-    bad = np.flatnonzero((bad_loss > 0) | (bad_grad > 0))
+    names = {
+        "nonfinite_loss": "loss",
+        "nonfinite_grad": "gradient",
+        "nonfinite_state": "parameters or optimizer state",
+    }
+    flags = {k: np.asarray(metrics.get(k, 0)).reshape(-1) for k in names}
+    bad = np.flatnonzero(sum(f > 0 for f in flags.values()))
     if bad.size:
         i = int(bad[0])
-        what = "loss" if bad_loss[i] else "gradient"
+        what = next(names[k] for k, f in flags.items() if f[i])
         raise NonFiniteError(
             f"non-finite {what} at update {first_update + i}: the run stopped "
             f"without applying it; resume from the last good checkpoint."
         )
+
+
+def default_run_config(agent: Agent, spec: Any) -> dict[str, Any]:
+    """What a run records and compares on resume when no ``run_config`` is
+    given: the agent's config and the environment's name, shapes and streams."""
+    config = getattr(agent, "config", None)
+    return {
+        "agent": None if config is None else config_to_json(config),
+        "env": {
+            "name": getattr(spec, "name", None),
+            "observation_shape": list(getattr(spec, "observation_shape", ())),
+            "action_space": repr(getattr(spec, "action_space", None)),
+            "num_envs": int(getattr(spec, "num_envs", 0)),
+        },
+    }
 
 
 def train(
@@ -100,46 +124,100 @@ def train(
     checkpoint_dir: str | None = None,
     progress: bool = False,
     resume: bool = True,
+    run_config: Any = None,
+    allow_config_change: bool = False,
+    provenance: Mapping[str, Any] | None = None,
 ) -> TrainResult:
     """Trains ``agent`` on ``env`` for ``config.num_updates`` updates.
 
     Args:
         agent: an agent (``R2AC``, ``PPO``, ``StreamingAC``).
-        env: an environment following :class:`EnvironmentLike`.
+        env: an environment following :class:`EnvironmentLike`, the one the
+            agent was built for.
         key: the run's PRNG key.
         config: length, report and checkpoint periods.
-        log_dir: TensorBoard event files and ``metrics.jsonl`` go here.
+        log_dir: the run folder: ``config.json``, TensorBoard event files and
+            ``metrics.jsonl`` go here.
         writers: extra or alternative metric writers.
         checkpoint_dir: orbax checkpoints go here (needed if
-            ``config.checkpoint_every`` is set).
+            ``config.checkpoint_every`` or ``checkpoint_seconds`` is set); a
+            checkpoint is also saved after the last update.
         progress: show a progress bar over frames.
-        resume: continue from the latest checkpoint in ``checkpoint_dir`` if any.
+        resume: continue the run in ``log_dir``/``checkpoint_dir`` from its
+            newest readable checkpoint (logs after it are cut). Without it,
+            folders that already hold a run are refused.
+        run_config: the run's config as JSON (see :func:`config_to_json`),
+            recorded in ``config.json`` and checkpoints and compared on resume;
+            default :func:`default_run_config` (agent config and env spec).
+        allow_config_change: resume even though ``run_config`` differs from the
+            recorded one (the change is recorded; the learning-rate schedule is
+            a function of the update count, so it continues from the resumed
+            update under the new config).
+        provenance: JSON kept in ``config.json`` (versions, machine, ...).
 
     Returns:
         The final state and the reports.
+
+    Raises:
+        ValueError: ``env`` is not the environment the agent was built for, or
+            periods are set without a ``checkpoint_dir``.
+        RunInUseError, RunExistsError, ConfigMismatchError,
+        CheckpointMismatchError: see :class:`RunRecord`.
+        NonFiniteError: an update produced a non-finite loss, gradient or state
+            (not applied, not saved).
     """
+    check_env_matches(getattr(agent, "spec", env.spec), env.spec)
+    periodic = config.checkpoint_every is not None or config.checkpoint_seconds
+    if periodic and checkpoint_dir is None:
+        raise ValueError(
+            "LoopConfig.checkpoint_every / checkpoint_seconds is set but no "
+            "checkpoint_dir was given."
+        )
+    record = RunRecord(
+        log_dir,
+        checkpoint_dir,
+        run_config=default_run_config(agent, env.spec)
+        if run_config is None
+        else run_config,
+        resume=resume,
+        allow_config_change=allow_config_change,
+        checkpoint_every=config.checkpoint_every,
+        checkpoint_seconds=config.checkpoint_seconds,
+        keep_checkpoints=config.keep_checkpoints,
+        provenance=provenance,
+    )
     frames_per_update = agent.rollout_length * agent.num_envs
-    sinks: list[MetricWriter] = [
-        default_writers(log_dir, config.num_updates * frames_per_update, progress)
-    ]
-    if writers is not None:
-        sinks.append(writers)
-    sink = MultiWriter(sinks)
-    ckpt = None
-    if config.checkpoint_every is not None or (checkpoint_dir and resume):
-        if checkpoint_dir is None:
-            raise ValueError(
-                "LoopConfig.checkpoint_every is set but no checkpoint_dir was given."
-            )
-        ckpt = Checkpointer(checkpoint_dir, config.keep_checkpoints)
-    try:
+    with record:
         if bool(getattr(env.spec, "is_jax", True)):
-            return _train_jax(agent, env, key, config, sink, ckpt, resume)
-        return _train_host(agent, env, key, config, sink, ckpt, resume)
-    finally:
-        sink.close()
-        if ckpt is not None:
-            ckpt.close()
+            template = init_runner(agent, env, key)
+        else:
+            template = _host_template(agent, key)
+        runner, done = record.begin(template)
+        if record.changes:
+            runner = eqx.tree_at(
+                lambda r: r.agent,
+                runner,
+                take_hyperparams(runner.agent, template.agent),
+            )
+        if done > config.num_updates:
+            raise ValueError(
+                f"the checkpoint in {record.checkpoint_dir} is at update {done}, past "
+                f"this run's num_updates={config.num_updates}: ask for at least "
+                f"{done} updates."
+            )
+        sinks: list[MetricWriter] = [
+            default_writers(log_dir, config.num_updates * frames_per_update, progress)
+        ]
+        if writers is not None:
+            sinks.append(writers)
+        sink = MultiWriter(sinks)
+        try:
+            loop = (
+                _train_jax if bool(getattr(env.spec, "is_jax", True)) else _train_host
+            )
+            return loop(agent, env, key, config, sink, record, runner, done)
+        finally:
+            sink.close()
 
 
 def _report(sink, history, metrics, done, t0, frames0):
@@ -153,14 +231,9 @@ def _report(sink, history, metrics, done, t0, frames0):
     return scalars
 
 
-def _train_jax(agent, env, key, config, sink, ckpt, resume):
-    runner = init_runner(agent, env, key)
-    done = 0
-    if ckpt is not None and resume and ckpt.latest_step() is not None:
-        done = int(ckpt.latest_step())
-        runner = ckpt.restore(runner, done)
+def _train_jax(agent, env, key, config, sink, record, runner, done):
     chunk = eqx.filter_jit(run_updates)
-    history: list[dict[str, float]] = []
+    history: list[dict[str, float]] = list(record.history)
     while done < config.num_updates:
         k = min(config.log_every, config.num_updates - done)
         t0, frames0 = time.perf_counter(), float(runner.frames)
@@ -170,34 +243,29 @@ def _train_jax(agent, env, key, config, sink, ckpt, resume):
         runner = new_runner
         done += k
         _report(sink, history, metrics, done, t0, frames0)
-        if (
-            ckpt is not None
-            and config.checkpoint_every
-            and done % config.checkpoint_every == 0
-        ):
-            ckpt.save(done, runner)
+        final = done == config.num_updates
+        record.maybe_save(done, runner, int(runner.frames), final=final)
     return TrainResult(runner, history)
 
 
-def _train_host(agent, env, key, config, sink, ckpt, resume):
+def _host_template(agent, key):
     # Same key split as init_runner, so a host run and a JAX run of the same
     # environment start from the same parameters.
     key = _raw_key(jnp.asarray(key))
-    k_agent, k_env, k_run = jax.random.split(key, 3)
-    state = agent.init(k_agent)
+    k_agent, _, k_run = jax.random.split(key, 3)
     n = agent.num_envs
-    run = _host_run_state(state, k_run, np.zeros(n), np.zeros(n), 0)
-    done = 0
-    if ckpt is not None and resume and ckpt.latest_step() is not None:
-        done = int(ckpt.latest_step())
-        # Host simulators cannot be restored: the environment restarts and so
-        # do the carries; parameters, optimizer state, RNG and counters resume.
-        run = ckpt.restore(run, done)
+    return _host_run_state(agent.init(k_agent), k_run, np.zeros(n), np.zeros(n), 0)
+
+
+def _train_host(agent, env, key, config, sink, record, run, done):
+    # Host simulators cannot be restored: on resume the environment restarts and
+    # so do the carries; parameters, optimizer state, RNG and counters resume.
+    k_env = jax.random.split(_raw_key(jnp.asarray(key)), 3)[1]
     state = run.agent
     actor = Actor(agent, env, k_env, run.key, state)
     update = eqx.filter_jit(agent.update)
     frames = int(run.frames)
-    history: list[dict[str, float]] = []
+    history: list[dict[str, float]] = list(record.history)
     pending: list[dict] = []
     t0, frames0 = time.perf_counter(), frames
     while done < config.num_updates:
@@ -211,12 +279,12 @@ def _train_host(agent, env, key, config, sink, ckpt, resume):
             check_finite(stacked, done - len(pending) + 1)
             _report(sink, history, stacked, done, t0, frames0)
             pending, t0, frames0 = [], time.perf_counter(), frames
-            if (
-                ckpt is not None
-                and config.checkpoint_every
-                and (done % config.checkpoint_every == 0)
-            ):
-                ckpt.save(done, _host_run_state(state, *_actor_stats(actor, frames)))
+            record.maybe_save(
+                done,
+                functools.partial(_host_run_state, state, *_actor_stats(actor, frames)),
+                frames,
+                final=done == config.num_updates,
+            )
     run = _host_run_state(state, *_actor_stats(actor, frames), carry=actor.carry)
     return TrainResult(run, history)
 

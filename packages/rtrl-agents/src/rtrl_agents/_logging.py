@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
@@ -27,9 +28,14 @@ class TensorBoardWriter:
     """Scalars to a TensorBoard event file under ``log_dir`` (tensorboardX).
 
     Tags are ``<prefix>/<name>``; the step is the number of environment frames.
+    Every writer opens its own event file (a resumed run adds one), named apart
+    by ``filename_suffix`` (default: pid and a random tag), since tensorboardX
+    names files by the second they were opened in and truncates on open.
     """
 
-    def __init__(self, log_dir: str, prefix: str = "train"):
+    def __init__(
+        self, log_dir: str, prefix: str = "train", filename_suffix: str | None = None
+    ):
         try:
             from tensorboardX import SummaryWriter
         except ImportError as e:  # pragma: no cover - depends on the install
@@ -39,7 +45,11 @@ class TensorBoardWriter:
             ) from e
         self.log_dir = os.path.abspath(log_dir)
         self.prefix = prefix
-        self._writer = SummaryWriter(logdir=self.log_dir)
+        if filename_suffix is None:
+            filename_suffix = f".{os.getpid()}.{uuid.uuid4().hex[:6]}"
+        self._writer = SummaryWriter(
+            logdir=self.log_dir, filename_suffix=filename_suffix
+        )
 
     def write(self, step: int, scalars: Mapping[str, float]) -> None:
         for name, value in scalars.items():

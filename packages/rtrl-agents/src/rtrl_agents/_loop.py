@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array
 
-from ._core import Agent, Trajectory
+from ._core import Agent, Trajectory, check_env_matches
 
 
 class RunnerState(eqx.Module):
@@ -49,7 +49,13 @@ def _raw_key(key: Array) -> Array:
 
 
 def init_runner(agent: Agent, env: Any, key: Array) -> RunnerState:
-    """Fresh agent, environment and carries from one key."""
+    """Fresh agent, environment and carries from one key.
+
+    Raises:
+        ValueError: ``env`` is not the environment the agent was built for.
+    """
+    if hasattr(agent, "spec"):
+        check_env_matches(agent.spec, env.spec)
     key = _raw_key(key)
     k_agent, k_env, k_run = jax.random.split(key, 3)
     state = agent.init(k_agent)

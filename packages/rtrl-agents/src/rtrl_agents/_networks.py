@@ -337,6 +337,7 @@ class ActorCriticNet(eqx.Module):
     method: str = eqx.field(static=True)
     reward_input: bool = eqx.field(static=True)
     reward_clip: float | None = eqx.field(static=True)
+    observation_shape: tuple[int, ...] = eqx.field(static=True)
 
     def __init__(
         self,
@@ -360,6 +361,7 @@ class ActorCriticNet(eqx.Module):
                 names (any cell; its ``input_size`` must match the torso).
         """
         dist = check_action_space(config.heads, action_space)
+        self.observation_shape = tuple(int(d) for d in obs_shape)
         k_torso, k_core, k_pi, k_v = jax.random.split(key, 4)
         if config.torso.kind == "impala":
             self.torso = ImpalaTorso(tuple(obs_shape), config.torso, key=k_torso)
@@ -430,6 +432,12 @@ class ActorCriticNet(eqx.Module):
         Returns:
             ``(policy_params (T, P), values (T,), carry_T)``.
         """
+        if tuple(obs.shape[1:]) != self.observation_shape:
+            raise ValueError(
+                f"the network was built for observations of shape "
+                f"{self.observation_shape}, got {tuple(obs.shape[1:])}: build the "
+                "agent from this environment's spec."
+            )
         feats = self._features(obs, reward)
         if self.core is None:
             hs, carry_T = feats, carry

@@ -311,8 +311,9 @@ class PPO(AbstractActorCritic):
         out = {
             k: jnp.mean(v) for k, v in metrics.items() if not k.startswith("nonfinite")
         }
-        for k in ("nonfinite_loss", "nonfinite_grad"):
-            out[k] = jnp.max(metrics[k])
+        for k in metrics:
+            if k.startswith("nonfinite"):
+                out[k] = jnp.max(metrics[k])
         out["learning_rate"] = injected_learning_rate(state.opt_state)
         if scaler is not None:
             out["reward_scale"] = jnp.sqrt(scaler.return_rms.var + cfg.normalize_eps)

@@ -23,6 +23,7 @@ from ._core import (
     Trajectory,
     actor_step,
     batched_initial_carry,
+    guard_nonfinite,
 )
 from ._losses import obgd_scale, transitions
 
@@ -32,6 +33,10 @@ class StepSizes(NamedTuple):
 
     actor_learning_rate: Array
     critic_learning_rate: Array
+
+    holds_hyperparams = True
+    """Every field comes from the config (taken anew when a resumed run's config
+    changes; see ``take_hyperparams``)."""
 
 
 class EligibilityTraces(NamedTuple):
@@ -166,13 +171,16 @@ class StreamingAC(AbstractActorCritic):
         )
         mean_upd = jax.tree.map(lambda u: jnp.mean(u, 0), upd)
         norm = jnp.sqrt(sum(jnp.sum(u**2) for u in jax.tree.leaves(mean_upd)))
-        delta_ok = jnp.all(jnp.isfinite(delta))
-        grad_ok = jnp.isfinite(norm)
-        ok = delta_ok & grad_ok
-        new_dyn = jax.tree.map(lambda p, u: jnp.where(ok, p + u, p), dyn, mean_upd)
-        new_z = jax.tree.map(lambda a, b: jnp.where(ok, a, b), z, state.extra)
-        new_state = AgentState(
-            eqx.combine(new_dyn, static), sizes, state.update_count + 1, new_z
+        new_state, guard = guard_nonfinite(
+            AgentState(
+                eqx.combine(jax.tree.map(jnp.add, dyn, mean_upd), static),
+                sizes,
+                state.update_count,
+                z,
+            ),
+            state,
+            delta,
+            norm,
         )
         return new_state, {
             "loss": jnp.mean(0.5 * delta**2),
@@ -183,6 +191,5 @@ class StreamingAC(AbstractActorCritic):
             "actor_step": jnp.mean(a_pi),
             "grad_norm": norm,
             "learning_rate": sizes.critic_learning_rate,
-            "nonfinite_loss": (~delta_ok).astype(jnp.int32),
-            "nonfinite_grad": (~grad_ok).astype(jnp.int32),
+            **guard,
         }
