@@ -18,11 +18,12 @@ def test_public_api_is_pinned() -> None:
         "AtariOptions", "BackendNotInstalledError", "Box", "CopyBatch",
         "CopyOptions", "DMLabEnvironment", "DMLabOptions", "DelayedRecallOptions",
         "Discrete", "EnvSpec", "Environment", "EnvpoolEnvironment",
-        "GymnaxOptions", "HostState", "InvalidOptionError", "JaxEnvState",
+        "GymnaxOptions", "HostState", "InvalidActionError", "InvalidOptionError",
+        "JaxEnvState",
         "JaxEnvironment", "MujocoPomdpOptions", "PopgymEnvironment",
         "PopgymOptions", "ProcgenOptions", "TimeStep", "TraceConditioningOptions",
         "UnknownEnvironmentError", "copy_task_batch", "discounted_returns",
-        "list_envs", "make",
+        "list_envs", "make", "check_action", "check_backend", "check_traced_action",
     ])  # fmt: skip
     for name in rtrl_envs.__all__:
         assert getattr(rtrl_envs, name).__module__.startswith("rtrl_envs")

@@ -13,6 +13,7 @@ from ._envpool import EnvpoolEnvironment as EnvpoolEnvironment
 from ._envpool import MujocoPomdpOptions as MujocoPomdpOptions
 from ._envpool import ProcgenOptions as ProcgenOptions
 from ._errors import BackendNotInstalledError as BackendNotInstalledError
+from ._errors import InvalidActionError as InvalidActionError
 from ._errors import InvalidOptionError as InvalidOptionError
 from ._errors import UnknownEnvironmentError as UnknownEnvironmentError
 from ._gymnax import GymnaxOptions as GymnaxOptions
@@ -27,6 +28,7 @@ from ._memory import copy_task_batch as copy_task_batch
 from ._memory import discounted_returns as discounted_returns
 from ._popgym import PopgymEnvironment as PopgymEnvironment
 from ._popgym import PopgymOptions as PopgymOptions
+from ._registry import check_backend as check_backend
 from ._registry import list_envs as list_envs
 from ._registry import make as make
 from ._types import Box as Box
@@ -34,8 +36,10 @@ from ._types import Discrete as Discrete
 from ._types import Environment as Environment
 from ._types import EnvSpec as EnvSpec
 from ._types import TimeStep as TimeStep
+from ._types import check_action as check_action
+from ._types import check_traced_action as check_traced_action
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "AtariOptions",
@@ -52,6 +56,7 @@ __all__ = [
     "EnvpoolEnvironment",
     "GymnaxOptions",
     "HostState",
+    "InvalidActionError",
     "InvalidOptionError",
     "JaxEnvState",
     "JaxEnvironment",
@@ -62,6 +67,9 @@ __all__ = [
     "TimeStep",
     "TraceConditioningOptions",
     "UnknownEnvironmentError",
+    "check_action",
+    "check_backend",
+    "check_traced_action",
     "copy_task_batch",
     "discounted_returns",
     "list_envs",

@@ -19,7 +19,7 @@ import numpy as np
 from ._errors import BackendNotInstalledError
 from ._host import HostEnvironment, HostState
 from ._options import check_int
-from ._types import Discrete, EnvSpec, TimeStep
+from ._types import Discrete, EnvSpec, TimeStep, check_action
 
 DMLAB_LEVELS = (
     "rooms_select_nonmatching_object",
@@ -178,7 +178,7 @@ class DMLabEnvironment(HostEnvironment):
     def step(self, state: HostState, action: Any) -> tuple[HostState, TimeStep]:
         """Steps every stream (see the auto-reset convention)."""
         self._check_state(state)
-        action = np.asarray(action)
+        action = check_action(self._spec, action)
         n = self._spec.num_envs
         reward = np.zeros(n, np.float32)
         terminated = np.zeros(n, bool)

@@ -16,7 +16,7 @@ import numpy as np
 from ._errors import BackendNotInstalledError, InvalidOptionError, extra_missing
 from ._host import HostEnvironment, HostState
 from ._options import check_bool, check_choice, check_int
-from ._types import Box, Discrete, EnvSpec, TimeStep
+from ._types import Box, Discrete, EnvSpec, TimeStep, check_action
 
 ATARI_GAMES = ("Breakout", "Gravitar", "MsPacman", "Qbert", "Seaquest")
 PROCGEN_GAMES = (
@@ -160,7 +160,6 @@ class EnvpoolEnvironment(HostEnvironment):
         self._cast = obs_dtype is not None and dtype != np.dtype(obs_space.dtype)
         self._dtype = dtype
         action_space = _space(self._pool.action_space)
-        self._action_dtype = action_space.dtype
         self._spec = EnvSpec(name, shape, dtype, action_space, num_envs, False)
         self._last = np.zeros(num_envs, bool)
 
@@ -183,9 +182,15 @@ class EnvpoolEnvironment(HostEnvironment):
         return self._next_state(), self._first_timestep(self._obs(obs))
 
     def step(self, state: HostState, action: Any) -> tuple[HostState, TimeStep]:
-        """Steps every stream (see the auto-reset convention)."""
+        """Steps every stream (see the auto-reset convention).
+
+        Actions are checked (:func:`~rtrl_envs.check_action`): a
+        discrete action out of range, a wrong shape or dtype raises
+        ``InvalidActionError``; continuous actions are clipped to the action
+        space, so MuJoCo's control cost is charged on the applied action.
+        """
         self._check_state(state)
-        action = np.asarray(action, self._action_dtype)
+        action = check_action(self._spec, action)
         obs, reward, terminated, truncated, _ = self._pool.step(action)
         first = self._last
         truncated = truncated & ~terminated

@@ -14,6 +14,10 @@ class InvalidOptionError(ValueError):
     """An option is unknown or has a bad value (the message names the allowed ones)."""
 
 
+class InvalidActionError(ValueError):
+    """An action batch does not fit the action space (shape, dtype, range)."""
+
+
 class BackendNotInstalledError(ImportError):
     """A backend an environment needs is missing (the message says how to install)."""
 

@@ -71,6 +71,15 @@ class GymnaxOptions:
             )
 
 
+def import_gymnax() -> Any:
+    """Imports gymnax or raises the error that names the extra."""
+    try:
+        import gymnax
+    except ImportError as e:
+        raise extra_missing("gymnax", "gymnax") from e
+    return gymnax
+
+
 class GymnaxCore:
     """One stream of a gymnax environment, stepped without gymnax's auto-reset.
 
@@ -81,10 +90,7 @@ class GymnaxCore:
     """
 
     def __init__(self, env_id: str, options: GymnaxOptions) -> None:
-        try:
-            import gymnax
-        except ImportError as e:
-            raise extra_missing("gymnax", "gymnax") from e
+        gymnax = import_gymnax()
         self.env, self.params = gymnax.make(env_id)
         obs_space = self.env.observation_space(self.params)
         act_space = self.env.action_space(self.params)

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple, Protocol
 import jax
 import jax.numpy as jnp
 
-from ._types import EnvSpec, TimeStep
+from ._types import EnvSpec, TimeStep, check_traced_action
 
 
 class JaxCore(Protocol):
@@ -72,7 +72,10 @@ class JaxEnvironment:
     """A pure JAX environment batched over ``num_envs`` streams.
 
     ``reset`` and ``step`` are pure, jitted, and may be called inside
-    ``jax.jit``/``jax.vmap``/``lax.scan``. All randomness comes from the key given
+    ``jax.jit``/``jax.vmap``/``lax.scan``. ``step`` checks the actions' shape
+    and dtype when traced and clips continuous actions to the action space
+    (:func:`~rtrl_envs.check_traced_action` says what happens to discrete
+    actions out of range). All randomness comes from the key given
     to ``reset`` folded with the ``seed`` given to ``make``.
     """
 
@@ -101,6 +104,7 @@ class JaxEnvironment:
     def _step(
         self, state: JaxEnvState, action: jax.Array
     ) -> tuple[JaxEnvState, TimeStep]:
+        action = check_traced_action(self._spec, action)
         return jax.vmap(lambda s, a: _step_one(self._core, s, a))(state, action)
 
     def __repr__(self) -> str:

@@ -10,7 +10,7 @@ import numpy as np
 
 from ._errors import extra_missing
 from ._host import HostEnvironment, HostState
-from ._types import Discrete, EnvSpec, TimeStep
+from ._types import Discrete, EnvSpec, TimeStep, check_action
 
 POPGYM_TASKS = (
     "RepeatFirst",
@@ -62,6 +62,15 @@ def flatten_observation(space: Any, obs: Any) -> np.ndarray:
     raise TypeError(f"unsupported POPGym observation space {space!r}")
 
 
+def import_popgym() -> Any:
+    """Imports ``popgym.envs`` or raises the error that names the extra."""
+    try:
+        import popgym.envs
+    except ImportError as e:
+        raise extra_missing("popgym", "popgym") from e
+    return popgym.envs
+
+
 class PopgymEnvironment(HostEnvironment):
     """``num_envs`` POPGym environments stepped on the host.
 
@@ -71,11 +80,8 @@ class PopgymEnvironment(HostEnvironment):
     """
 
     def __init__(self, name: str, task: str, num_envs: int, seed: int) -> None:
-        try:
-            import popgym.envs
-        except ImportError as e:
-            raise extra_missing("popgym", "popgym") from e
-        cls = getattr(popgym.envs, task)
+        envs = import_popgym()
+        cls = getattr(envs, task)
         self._envs = [cls() for _ in range(num_envs)]
         self._seed = int(seed)
         self._obs_space = self._envs[0].observation_space
@@ -101,7 +107,7 @@ class PopgymEnvironment(HostEnvironment):
     def step(self, state: HostState, action: Any) -> tuple[HostState, TimeStep]:
         """Steps every stream (see the auto-reset convention)."""
         self._check_state(state)
-        action = np.asarray(action)
+        action = check_action(self._spec, action)
         n = self._spec.num_envs
         reward = np.zeros(n, np.float32)
         terminated = np.zeros(n, bool)

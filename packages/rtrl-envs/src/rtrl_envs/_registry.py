@@ -57,6 +57,42 @@ def _unknown(name: str, candidates: list[str]) -> UnknownEnvironmentError:
     )
 
 
+def check_backend(name: str) -> None:
+    """Raises if the backend ``name`` needs is missing, without making anything.
+
+    Cheap: imports the backend module (envpool, gymnax, popgym, deepmind_lab;
+    ProcGen also loads the system Qt5 runtime) and builds no environment, so a
+    runner can check every backend before it creates a run folder.
+
+    Raises:
+        UnknownEnvironmentError: ``name``'s family is not registered.
+        BackendNotInstalledError: the backend is missing (says how to install).
+    """
+    family = name.partition("/")[0]
+    if name in _MEMORY:
+        return
+    if family in ("atari", "procgen", "mujoco-pomdp"):
+        from ._envpool import import_envpool, require_qt5
+
+        import_envpool()
+        if family == "procgen":
+            require_qt5()
+    elif family == "gymnax":
+        from ._gymnax import import_gymnax
+
+        import_gymnax()
+    elif family == "popgym":
+        from ._popgym import import_popgym
+
+        import_popgym()
+    elif family == "dmlab":
+        from ._dmlab import import_deepmind_lab
+
+        import_deepmind_lab()
+    else:
+        raise _unknown(name, list_envs())
+
+
 def make(name: str, *, num_envs: int, seed: int, **options: Any) -> Environment:
     """Makes the environment ``name`` with ``num_envs`` streams.
 

@@ -136,6 +136,102 @@ class Box:
 ActionSpace = Discrete | Box
 
 
+def check_action(spec: EnvSpec, action: Any) -> np.ndarray:
+    """One batch of actions for a host environment, checked and made ready.
+
+    Discrete actions must be integers in ``[0, n)``; continuous actions must be
+    finite real numbers and are clipped to ``[low, high]`` (gymnasium's
+    ``ClipAction``: a Gaussian policy's sample is unbounded, and a simulator
+    that charges a control cost on the raw action would charge for the part it
+    cannot apply).
+
+    Args:
+        spec: the environment's spec.
+        action: ``(num_envs, *action_space.shape)``.
+
+    Returns:
+        The actions as int32 (discrete) or clipped float32 (continuous).
+
+    Raises:
+        InvalidActionError: wrong shape or dtype, a discrete action out of
+            range, a non-finite continuous action (names the stream).
+    """
+    from ._errors import InvalidActionError
+
+    space = spec.action_space
+    a = np.asarray(action)
+    want = (spec.num_envs, *space.shape)
+    if a.shape != want:
+        raise InvalidActionError(
+            f"{spec.name}: actions must have shape {want} (streams x action), got "
+            f"{a.shape}."
+        )
+    if isinstance(space, Discrete):
+        if a.dtype.kind not in "iu":
+            raise InvalidActionError(
+                f"{spec.name}: actions must be integers in [0, {space.n}), got "
+                f"dtype {a.dtype}."
+            )
+        bad = np.flatnonzero((a < 0) | (a >= space.n))
+        if bad.size:
+            i = int(bad[0])
+            raise InvalidActionError(
+                f"{spec.name}: action {a[i]} of stream {i} is outside [0, {space.n})."
+            )
+        return a.astype(np.int32, copy=False)
+    if a.dtype.kind not in "fiu":
+        raise InvalidActionError(
+            f"{spec.name}: actions must be real numbers, got dtype {a.dtype}."
+        )
+    finite = np.isfinite(a).reshape(a.shape[0], -1).all(axis=1)
+    if not finite.all():
+        i = int(np.flatnonzero(~finite)[0])
+        raise InvalidActionError(
+            f"{spec.name}: the action of stream {i} is not finite ({a[i]})."
+        )
+    low = np.asarray(space.low, np.float32).reshape(space.shape)
+    high = np.asarray(space.high, np.float32).reshape(space.shape)
+    return np.clip(a.astype(np.float32), low, high)
+
+
+def check_traced_action(spec: EnvSpec, action: Any) -> Any:
+    """The JAX-environment counterpart of :func:`check_action`, at trace time.
+
+    Shape and dtype are checked when ``step`` is traced (one-line
+    :class:`InvalidActionError`); values cannot be checked inside ``jit``.
+    Continuous actions are clipped to ``[low, high]``. Discrete actions outside
+    ``[0, n)`` reach the environment as they are: the memory tasks treat them as
+    an action that names no cue (reward 0); gymnax environments do what their
+    own ``step`` does with them.
+    """
+    from ._errors import InvalidActionError
+
+    space = spec.action_space
+    a = jnp.asarray(action)
+    want = (spec.num_envs, *space.shape)
+    if a.shape != want:
+        raise InvalidActionError(
+            f"{spec.name}: actions must have shape {want} (streams x action), got "
+            f"{a.shape}."
+        )
+    if isinstance(space, Discrete):
+        if not jnp.issubdtype(a.dtype, jnp.integer):
+            raise InvalidActionError(
+                f"{spec.name}: actions must be integers in [0, {space.n}), got "
+                f"dtype {a.dtype}."
+            )
+        return a
+    if not (
+        jnp.issubdtype(a.dtype, jnp.floating) or jnp.issubdtype(a.dtype, jnp.integer)
+    ):
+        raise InvalidActionError(
+            f"{spec.name}: actions must be real numbers, got dtype {a.dtype}."
+        )
+    low = jnp.asarray(space.low, jnp.float32).reshape(space.shape)
+    high = jnp.asarray(space.high, jnp.float32).reshape(space.shape)
+    return jnp.clip(a.astype(jnp.float32), low, high)
+
+
 @dataclasses.dataclass(frozen=True)
 class EnvSpec:
     """What an environment produces and consumes.
