@@ -206,6 +206,9 @@ def test_public_api_is_pinned():
             "config_from_json",
             "config_to_json",
             "default_run_config",
+            "default_writers",
+            "format_diff",
+            "holds_run",
             "read_metrics",
             "read_run_config",
         ]

@@ -8,6 +8,7 @@ import rtrl_agents as ra
 from rtrl_bench import (
     EXPERIMENTS,
     BackendMissingError,
+    CheckpointPolicy,
     Experiment,
     UnknownExperimentError,
     get_experiment,
@@ -82,10 +83,18 @@ def test_list_prints_every_experiment(capsys):
     assert "needs deepmind_lab" in out
 
 
-def test_schedule_rounds_up_to_equal_chunks_and_checkpoints_the_end():
-    updates, log_every, ckpt = _schedule(2_048_000, 128)
-    assert updates >= 16_000 and updates % log_every == 0 and updates % ckpt == 0
-    assert _schedule(10, 128) == (1, 1, 1)
+def test_schedule_rounds_up_to_equal_chunks():
+    updates, log_every = _schedule(2_048_000, 128)
+    assert updates >= 16_000 and updates % log_every == 0
+    assert _schedule(10, 128) == (1, 1)
+    # Checkpoints: every 10th report by default, and by wall time.
+    loop = CheckpointPolicy().loop(updates, log_every)
+    assert loop.checkpoint_every == 10 * log_every
+    assert loop.checkpoint_seconds == 300 and loop.keep_checkpoints == 3
+    # A count is rounded up to whole reports (checkpoints happen at reports).
+    assert CheckpointPolicy(every_updates=7).loop(320, 16).checkpoint_every == 16
+    with pytest.raises(ValueError, match="keep at least 2"):
+        CheckpointPolicy(keep=1)
 
 
 @pytest.fixture(scope="module")

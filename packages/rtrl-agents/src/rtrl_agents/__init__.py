@@ -46,6 +46,7 @@ from ._logging import MetricWriter as MetricWriter
 from ._logging import MultiWriter as MultiWriter
 from ._logging import ProgressBar as ProgressBar
 from ._logging import TensorBoardWriter as TensorBoardWriter
+from ._logging import default_writers as default_writers
 from ._loop import RunnerState as RunnerState
 from ._loop import collect as collect
 from ._loop import init_runner as init_runner
@@ -82,11 +83,13 @@ from ._prediction import run_stream as run_stream
 from ._r2ac import R2AC as R2AC
 from ._record import RunLock as RunLock
 from ._record import RunRecord as RunRecord
+from ._record import holds_run as holds_run
 from ._record import read_metrics as read_metrics
 from ._record import read_run_config as read_run_config
 from ._serialize import config_diff as config_diff
 from ._serialize import config_from_json as config_from_json
 from ._serialize import config_to_json as config_to_json
+from ._serialize import format_diff as format_diff
 from ._streaming import StreamingAC as StreamingAC
 
 __all__ = [
@@ -154,7 +157,10 @@ __all__ = [
     "config_from_json",
     "config_to_json",
     "default_run_config",
+    "default_writers",
+    "format_diff",
     "gae",
+    "holds_run",
     "host_params",
     "impala_network",
     "init_runner",

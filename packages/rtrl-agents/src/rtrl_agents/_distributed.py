@@ -441,7 +441,7 @@ def train_distributed(
         )
         with record:
             template = _host_run_state(agent.init(k_agent), k_run, zeros, zeros, 0)
-            run, done = record.begin(template)
+            run, done = record.begin(template, loop.num_updates)
             state, frames = run.agent, int(run.frames)
             if record.changes:
                 state = take_hyperparams(state, template.agent)

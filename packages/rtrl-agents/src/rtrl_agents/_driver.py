@@ -45,8 +45,9 @@ class TrainResult:
     Attributes:
         state: the final run state (``RunnerState`` for JAX environments; for host
             environments a ``RunnerState`` whose ``env_state`` is ``None``).
-        history: one dict of scalars per report: on a resumed run with a
-            ``log_dir``, the reports kept from before the resume, then this
+        history: one record per report, as ``metrics.jsonl`` holds them
+            (``step`` = frames, then the scalars): on a resumed run with a
+            ``log_dir``, the records kept from before the resume, then this
             process's.
     """
 
@@ -192,18 +193,12 @@ def train(
             template = init_runner(agent, env, key)
         else:
             template = _host_template(agent, key)
-        runner, done = record.begin(template)
+        runner, done = record.begin(template, config.num_updates)
         if record.changes:
             runner = eqx.tree_at(
                 lambda r: r.agent,
                 runner,
                 take_hyperparams(runner.agent, template.agent),
-            )
-        if done > config.num_updates:
-            raise ValueError(
-                f"the checkpoint in {record.checkpoint_dir} is at update {done}, past "
-                f"this run's num_updates={config.num_updates}: ask for at least "
-                f"{done} updates."
             )
         sinks: list[MetricWriter] = [
             default_writers(log_dir, config.num_updates * frames_per_update, progress)
@@ -227,7 +222,9 @@ def _report(sink, history, metrics, done, t0, frames0):
     scalars["fps"] = (scalars["frames"] - frames0) / dt
     scalars["updates"] = float(done)
     sink.write(int(scalars["frames"]), scalars)
-    history.append(scalars)
+    # The same record as metrics.jsonl holds (so a resumed history, which
+    # starts with the records read back, has one form throughout).
+    history.append({"step": int(scalars["frames"]), **scalars})
     return scalars
 
 

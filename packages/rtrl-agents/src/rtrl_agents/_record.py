@@ -332,12 +332,16 @@ class RunRecord:
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
 
-    def begin(self, template: Any) -> tuple[Any, int]:
+    def begin(self, template: Any, num_updates: int | None = None) -> tuple[Any, int]:
         """Checks the folders, restores or starts, cuts the logs.
+
+        Everything is checked before anything is written: a refused resume
+        leaves the folders as they were.
 
         Args:
             template: the freshly initialised state (its structure, shapes and
                 dtypes are what a checkpoint must match).
+            num_updates: the run's length; a checkpoint past it is refused.
 
         Returns:
             ``(state, updates_done)``: the restored state and its step, or
@@ -385,6 +389,12 @@ class RunRecord:
                 self.start_info = found.info
                 if not diff and found.config is not None:
                     diff = config_diff(found.config, self.run_config)
+        if num_updates is not None and done > num_updates:
+            raise ValueError(
+                f"the checkpoint in {self.checkpoint_dir} is at update {done}, past "
+                f"this run's num_updates={num_updates}: ask for at least {done} "
+                "updates (nothing was changed)."
+            )
         if done == 0 and recorded is not None and self.checkpointer is None:
             raise RunExistsError(
                 f"{self.log_dir} already holds a run that has no checkpoints to "

@@ -11,6 +11,7 @@ from ._experiments import EnvConfig as EnvConfig
 from ._experiments import Experiment as Experiment
 from ._experiments import SequenceConfig as SequenceConfig
 from ._experiments import UnknownExperimentError as UnknownExperimentError
+from ._experiments import UnknownVariantError as UnknownVariantError
 from ._experiments import Variant as Variant
 from ._experiments import get_experiment as get_experiment
 from ._experiments import list_experiments as list_experiments
@@ -25,6 +26,8 @@ from ._report import VariantSummary as VariantSummary
 from ._report import summarise_results as summarise_results
 from ._report import write_report as write_report
 from ._run import BackendMissingError as BackendMissingError
+from ._run import CheckpointPolicy as CheckpointPolicy
+from ._run import RunConfig as RunConfig
 from ._run import RunResult as RunResult
 from ._run import evaluate_greedy as evaluate_greedy
 from ._run import run_experiment as run_experiment
@@ -33,6 +36,7 @@ __all__ = [
     "CITATION",
     "EXPERIMENTS",
     "BackendMissingError",
+    "CheckpointPolicy",
     "ComplexityConfig",
     "ComplexityResult",
     "ComplexityRow",
@@ -40,9 +44,11 @@ __all__ = [
     "Experiment",
     "GradcheckRow",
     "ReferenceResult",
+    "RunConfig",
     "RunResult",
     "SequenceConfig",
     "UnknownExperimentError",
+    "UnknownVariantError",
     "Variant",
     "VariantSummary",
     "evaluate_greedy",
@@ -60,4 +66,4 @@ __all__ = [
     "write_report",
 ]
 
-__version__ = "0.2.2"
+__version__ = "0.3.0"

@@ -1,12 +1,72 @@
-"""The ``rtrl-bench`` command line."""
+"""The ``rtrl-bench`` command line.
+
+Every error a user can cause ends in one line on stderr that says what to do,
+with exit code 2 (``--debug`` shows the traceback instead); Ctrl-C ends with
+exit code 130 and says how to resume.
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
+import math
 import sys
+import warnings
 from pathlib import Path
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (argparse prints the usage block first)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _count(text: str) -> int:
+    """A positive count, also written as ``1e6`` or ``2_000_000``."""
+    try:
+        value = float(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number (write e.g. 2000000 or 2e6)"
+        ) from None
+    if not (math.isfinite(value) and value.is_integer() and value >= 1):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number >= 1")
+    return int(value)
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number > 0")
+    return value
+
+
+def _sizes(text: str) -> tuple[int, int, int, int]:
+    parts = text.split(",")
+    try:
+        sizes = tuple(_count(p) for p in parts)
+    except argparse.ArgumentTypeError:
+        sizes = ()
+    if len(sizes) != 4:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} must be four whole numbers >= 1: N,D,T,B (e.g. 256,257,50,32)"
+        )
+    return sizes  # type: ignore[return-value]
 
 
 def _write_json(path: str | None, payload: dict) -> None:
@@ -43,14 +103,18 @@ def _gradcheck(args: argparse.Namespace) -> int:
 
 
 def _envs(args: argparse.Namespace) -> int:
+    import rtrl_envs
+
     try:
         from rtrl_envs.benchmark import DEFAULT_NAMES, format_table, run_benchmark
     except ImportError as e:  # pragma: no cover - depends on the install
-        raise SystemExit(
+        raise ImportError(
             f"rtrl-bench envs needs rtrl-envs with its backends ({e}): "
             "pip install 'rtrl-bench[envs]'"
         ) from None
     names = args.names or list(DEFAULT_NAMES)
+    for name in names:  # unknown names and missing backends, before any timing
+        rtrl_envs.check_backend(name)
     results = run_benchmark(
         names,
         num_envs=args.num_envs,
@@ -71,7 +135,7 @@ def _speed(args: argparse.Namespace) -> int:
         time_methods,
     )
 
-    configs = [tuple(int(v) for v in c.split(",")) for c in args.config]
+    configs = args.config
     rows = []
     for N, D, T, B in configs:
         for cell in args.cells:
@@ -141,25 +205,28 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ._experiments import UnknownExperimentError, get_experiment
-    from ._run import BackendMissingError, RayOptions, run_experiment
+    from ._experiments import get_experiment
+    from ._run import CheckpointPolicy, RayOptions, run_experiment
 
     ray = None if args.ray is None else RayOptions(args.ray, args.actors)
-    try:
-        exp = get_experiment(args.name)
-        results = run_experiment(
-            exp,
-            args.logdir,
-            frames=args.frames,
-            seeds=args.seeds,
-            variants=tuple(args.variants) if args.variants else None,
-            resume=args.resume,
-            progress=not args.quiet,
-            ray=ray,
-        )
-    except (UnknownExperimentError, BackendMissingError, ValueError) as e:
-        print(f"rtrl-bench run: {e}", file=sys.stderr)
-        return 2
+    policy = CheckpointPolicy(
+        every_updates=args.checkpoint_every,
+        every_minutes=args.checkpoint_minutes,
+        keep=args.keep_checkpoints,
+    )
+    exp = get_experiment(args.name)
+    results = run_experiment(
+        exp,
+        args.logdir,
+        frames=args.frames,
+        seeds=args.seeds,
+        variants=tuple(args.variants) if args.variants else None,
+        resume=args.resume,
+        progress=not args.quiet,
+        ray=ray,
+        allow_config_change=args.allow_config_change,
+        checkpoints=policy,
+    )
     print(f"\n{exp.name}: greedy {exp.metric} on {exp.eval_episodes} held-out episodes")
     for r in results:
         print(f"  {r.variant:14s} seed {r.seed}: {r.score:.3f} ({r.frames} frames)")
@@ -168,21 +235,16 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _scale(args: argparse.Namespace) -> int:
-    from ._experiments import UnknownExperimentError
     from ._scale import format_table, run_scale
 
-    try:
-        rows = run_scale(
-            args.experiment,
-            args.variant,
-            tuple(args.actors),
-            updates=args.updates,
-            address=args.ray,
-            seed=args.seed,
-        )
-    except (UnknownExperimentError, ValueError) as e:
-        print(f"rtrl-bench scale: {e}", file=sys.stderr)
-        return 2
+    rows = run_scale(
+        args.experiment,
+        args.variant,
+        tuple(args.actors),
+        updates=args.updates,
+        address=args.ray,
+        seed=args.seed,
+    )
     print(
         f"\nR2AC throughput, {args.experiment}/{args.variant}, {args.updates} "
         "updates each (median over reports after the first):\n"
@@ -202,45 +264,55 @@ def _scale(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from ._report import write_report
 
-    try:
-        paths = write_report(args.dir, args.out)
-    except FileNotFoundError as e:
-        print(f"rtrl-bench report: {e}", file=sys.stderr)
-        return 2
+    paths = write_report(args.dir, args.out)
     print(paths["markdown"].read_text())
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="rtrl-bench",
         description="Benchmarks and studies of exact real-time recurrent learning.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "--debug", action="store_true", help="show tracebacks instead of one line"
+    )
 
-    p = sub.add_parser("gradcheck", help="RTRL gradients of every cell vs full BPTT")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--segments", type=int, default=3)
-    p.add_argument("--length", type=int, default=6)
+    def add(name: str, **kw):
+        return sub.add_parser(
+            name,
+            parents=[common],
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+            **kw,
+        )
+
+    p = add("gradcheck", help="RTRL gradients of every cell vs full BPTT")
+    p.add_argument("--seed", type=_non_negative_int, default=0, help="PRNG seed")
+    p.add_argument("--segments", type=_count, default=3, help="segments per check")
+    p.add_argument("--length", type=_count, default=6, help="steps per segment")
     p.add_argument("--json", default=None, help="also write the results here")
     p.set_defaults(func=_gradcheck)
 
-    p = sub.add_parser("speed", help="time and memory of bptt, chunked and online")
+    p = add("speed", help="time and memory of bptt, chunked and online")
     p.add_argument(
         "--cells", nargs="+", default=["ELSTM", "LRU", "RTU(linear)", "RTU(nonlinear)"]
     )
     p.add_argument(
         "--config",
         nargs="+",
-        default=["256,257,50,32", "512,257,100,32"],
+        type=_sizes,
+        default=[(256, 257, 50, 32), (512, 257, 100, 32)],
         help="N,D,T,B sizes to time",
     )
-    p.add_argument("--runs", type=int, default=7, help="timed runs per method")
+    p.add_argument("--runs", type=_count, default=7, help="timed runs per method")
     p.add_argument(
         "--memory-lengths",
         nargs="*",
-        type=int,
+        type=_count,
         default=[10, 100, 1000],
         help="rollout lengths T for the memory table (N, D, B of the first config)",
     )
@@ -248,78 +320,159 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, help="also write the results here")
     p.set_defaults(func=_speed)
 
-    p = sub.add_parser("envs", help="environment adapters vs raw backends, steps/s")
+    p = add("envs", help="environment adapters vs raw backends, steps/s")
     p.add_argument("names", nargs="*", help="environment names (default: a set)")
-    p.add_argument("--num-envs", type=int, default=8)
-    p.add_argument("--steps", type=int, default=500, help="calls per timed round")
-    p.add_argument("--rounds", type=int, default=7, help="interleaved rounds")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-envs", type=_count, default=8, help="streams per env")
+    p.add_argument("--steps", type=_count, default=500, help="calls per timed round")
+    p.add_argument("--rounds", type=_count, default=7, help="interleaved rounds")
+    p.add_argument("--seed", type=_non_negative_int, default=0, help="PRNG seed")
     p.add_argument("--json", default=None, help="also write the results here")
     p.set_defaults(func=_envs)
 
-    p = sub.add_parser(
-        "complexity", help="time and trace memory of multi-layer RTRL vs width"
-    )
+    p = add("complexity", help="time and trace memory of multi-layer RTRL vs width")
     p.add_argument("--out", default="bench-results/complexity", help="report folder")
     p.add_argument("--full", action="store_true", help="time every configuration")
-    p.add_argument("--widths", type=int, nargs="+", default=None)
-    p.add_argument("--steps", type=int, default=None, help="rollout length T")
+    p.add_argument("--widths", type=_count, nargs="+", default=None, help="N")
+    p.add_argument("--steps", type=_count, default=None, help="rollout length T")
     p.add_argument(
-        "--stream-steps", type=int, default=None, help="T of the *-step methods"
+        "--stream-steps", type=_count, default=None, help="T of the *-step methods"
     )
-    p.add_argument("--batch", type=int, default=None, help="streams B")
-    p.add_argument("--rounds", type=int, default=None, help="timed runs")
+    p.add_argument("--batch", type=_count, default=None, help="streams B")
+    p.add_argument("--rounds", type=_count, default=None, help="timed runs")
     p.add_argument(
-        "--budget-gb", type=float, default=None, help="skip configs above this"
+        "--budget-gb", type=_positive_float, default=None, help="skip configs above"
     )
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--seed", type=_non_negative_int, default=None, help="PRNG seed")
     p.set_defaults(func=_complexity)
 
-    p = sub.add_parser("list", help="the registered experiments")
+    p = add("list", help="the registered experiments")
     p.add_argument("-v", "--verbose", action="store_true", help="with descriptions")
     p.set_defaults(func=_list)
 
-    p = sub.add_parser("run", help="run a registered experiment at any frame budget")
+    p = add("run", help="run a registered experiment at any frame budget")
     p.add_argument("name", help="an experiment from `rtrl-bench list`")
     p.add_argument(
-        "--frames", type=int, default=None, help="budget per variant and seed"
+        "--frames",
+        type=_count,
+        default=None,
+        help="budget per variant and seed in agent steps (e.g. 2e6); default: the "
+        "experiment's",
     )
-    p.add_argument("--seeds", type=int, default=1, help="seeds 0 .. K-1")
-    p.add_argument("--logdir", default="runs", help="TensorBoard logs, checkpoints")
-    p.add_argument("--resume", action="store_true", help="continue, skip finished")
+    p.add_argument("--seeds", type=_count, default=1, help="seeds 0 .. K-1")
+    p.add_argument(
+        "--logdir", default="runs", help="runs go to LOGDIR/NAME/VARIANT/seed<K>"
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue runs in LOGDIR from their last checkpoint and skip finished "
+        "ones (without it, a folder that holds a run is refused)",
+    )
+    p.add_argument(
+        "--allow-config-change",
+        action="store_true",
+        help="with --resume: continue runs made with other settings (e.g. more "
+        "--frames) under the new ones; R2AC's step size then follows the new "
+        "linear decay from the resumed update",
+    )
     p.add_argument("--variants", nargs="+", default=None, help="a subset of variants")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--checkpoint-every",
+        type=_count,
+        default=None,
+        metavar="UPDATES",
+        help="checkpoint every this many updates (default: every 10th report)",
+    )
+    p.add_argument(
+        "--checkpoint-minutes",
+        type=_positive_float,
+        default=5.0,
+        help="also checkpoint when this many minutes passed since the last one",
+    )
+    p.add_argument(
+        "--keep-checkpoints",
+        type=_count,
+        default=3,
+        help="how many of the latest checkpoints to keep (>= 2)",
+    )
     p.add_argument(
         "--ray",
         metavar="ADDRESS",
         default=None,
         help="train R2AC on Ray actors: a cluster address or 'local'",
     )
-    p.add_argument("--actors", type=int, default=2, help="Ray actors (with --ray)")
+    p.add_argument("--actors", type=_count, default=2, help="Ray actors (with --ray)")
     p.set_defaults(func=_run)
 
-    p = sub.add_parser(
-        "scale", help="R2AC frames/s: single machine vs 1, 2, ... Ray actors"
-    )
+    p = add("scale", help="R2AC frames/s: single machine vs 1, 2, ... Ray actors")
     p.add_argument("--experiment", default="horizon", help="an R2AC experiment")
     p.add_argument("--variant", default="rtrl")
-    p.add_argument("--actors", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--updates", type=int, default=600, help="updates per mode")
+    p.add_argument("--actors", type=_count, nargs="+", default=[1, 2])
+    p.add_argument("--updates", type=_count, default=600, help="updates per mode")
     p.add_argument("--ray", metavar="ADDRESS", default="local")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_non_negative_int, default=0, help="PRNG seed")
     p.add_argument("--json", default=None, help="also write the results here")
     p.set_defaults(func=_scale)
 
-    p = sub.add_parser("report", help="markdown tables and PNG curves of runs")
+    p = add("report", help="markdown tables and PNG curves of runs")
     p.add_argument("dir", help="a --logdir of `rtrl-bench run`")
     p.add_argument("--out", default=None, help="markdown file (default DIR/report.md)")
     p.set_defaults(func=_report)
     return parser
 
 
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """What a user can cause: reported in one line, not a traceback."""
+    import rtrl_agents as ra
+
+    from ._experiments import UnknownExperimentError
+    from ._run import BackendMissingError
+
+    return (
+        ValueError,  # bad values, unknown names, config mismatches
+        OSError,  # missing or unwritable files and folders, existing runs
+        ImportError,  # a missing optional backend
+        BackendMissingError,
+        UnknownExperimentError,
+        ra.RunInUseError,
+        ra.CheckpointNotReadableError,
+        ra.NonFiniteError,
+    )
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= 600 else text[:597] + "..."
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Runs ``rtrl-bench`` with ``argv``; returns the exit code."""
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    prog = f"rtrl-bench {args.command}"
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"{prog}: warning: {_one_line(message)}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        if not args.debug:
+            warnings.showwarning = show
+        try:
+            return args.func(args)
+        except KeyboardInterrupt:
+            if args.debug:
+                raise
+            hint = " (--resume continues from the last checkpoint)"
+            print(
+                f"{prog}: interrupted{hint if args.command == 'run' else ''}",
+                file=sys.stderr,
+            )
+            return 130
+        except _user_errors() as e:
+            if args.debug:
+                raise
+            print(f"{prog}: error: {_one_line(e)}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -25,6 +25,10 @@ class UnknownExperimentError(KeyError):
         return str(self.args[0])
 
 
+class UnknownVariantError(ValueError):
+    """The experiment has no variant of that name (the message lists them)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class EnvConfig:
     """An rtrl-envs environment, as ``rtrl_envs.make(name, num_envs=, seed=, ...)``."""
@@ -216,7 +220,7 @@ class Experiment:
         for v in self.variants:
             if v.name == name:
                 return v
-        raise KeyError(
+        raise UnknownVariantError(
             f"experiment {self.name!r} has no variant {name!r}; it has "
             f"{', '.join(v.name for v in self.variants)}."
         )

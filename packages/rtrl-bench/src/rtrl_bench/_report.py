@@ -60,8 +60,35 @@ def load_results(folder: str | Path) -> list[dict]:
         rank = names.index(r["variant"]) if r["variant"] in names else len(names)
         return (r["experiment"], rank, r["variant"], r["seed"])
 
-    found = [json.loads(p.read_text()) for p in Path(folder).rglob(RESULT_FILE)]
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is not a folder: pass a --logdir of run")
+    found = [_load_result(p) for p in sorted(folder.rglob(RESULT_FILE))]
     return sorted(found, key=order)
+
+
+_REQUIRED = ("experiment", "variant", "seed", "metric", "score", "frames")
+
+
+def _load_result(path: Path) -> dict:
+    """One ``result.json``; a one-line ``ValueError`` naming it if it is damaged."""
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        where = f" at line {e.lineno}" if isinstance(e, json.JSONDecodeError) else ""
+        raise ValueError(
+            f"{path} is not valid JSON{where}: move it away (or run that run again "
+            "with --resume) and report again."
+        ) from None
+    missing = [k for k in _REQUIRED if not isinstance(data, dict) or k not in data]
+    if missing:
+        raise ValueError(
+            f"{path} is not a result of `rtrl-bench run` (no {missing[0]!r}): move "
+            "it away and report again."
+        )
+    data.setdefault("env_frames", data["frames"])
+    data.setdefault("curve", [])
+    return data
 
 
 def _num(x) -> float:

@@ -3,32 +3,147 @@
 Layout under the log folder::
 
     LOGDIR/NAME/VARIANT/seed<K>/
+        config.json             the run's config (RunConfig as JSON), provenance,
+                                and any change made on resume
         events.out.tfevents.*   TensorBoard scalars (train/episode_return, ...)
         metrics.jsonl           the same records, one per report
         ckpt/                   orbax checkpoints (parameters, optimizer, carries)
-        result.json             final greedy evaluation, budget, curve, provenance
+        result.json             final greedy evaluation, budget, curve, config,
+                                provenance
+
+A run folder is a record (``rtrl_agents.RunRecord``): ``run`` refuses a folder
+that already holds a run unless ``--resume`` is given (nothing is deleted), holds
+a lock on every folder it runs in, refuses to resume under another config unless
+``--allow-config-change``, and on resume cuts the logs back to the checkpoint
+it restores, so a killed and resumed run has the records of one never killed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import json
 import math
-import shutil
+import os
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ._experiments import Experiment, SequenceConfig, Variant
+from ._experiments import AgentConfig, EnvConfig, Experiment, SequenceConfig, Variant
 
 RESULT_FILE = "result.json"
+CHECKPOINT_DIR = "ckpt"
 
 
 class BackendMissingError(RuntimeError):
-    """The experiment needs a simulator that is not installed here."""
+    """The experiment needs a simulator or library that is not installed here."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything one run (one variant, one seed) depends on.
+
+    Its JSON form is the run folder's ``config.json`` (and is kept in every
+    checkpoint and in ``result.json``); ``rtrl_agents.config_from_json(RunConfig,
+    data["config"])`` gives it back.
+    """
+
+    experiment: str
+    """The experiment's registry name."""
+
+    variant: str
+    """The variant's name."""
+
+    seed: int
+    """The training seed."""
+
+    frames: int
+    """The budget asked for: agent steps summed over streams."""
+
+    num_updates: int
+    """Learner updates (the budget rounded up to whole reports)."""
+
+    log_every: int
+    """Updates per report (and per device call of the jitted loop)."""
+
+    env: EnvConfig
+    """The environment."""
+
+    agent: AgentConfig
+    """The agent or sequence learner, as trained (R2AC's step size decays over
+    ``num_updates``)."""
+
+    eval_episodes: int
+    """Held-out episodes (or batches) of the final greedy evaluation."""
+
+    metric: str
+    """What the final score measures."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointPolicy:
+    """How often ``run`` checkpoints: a kill loses at most the work since the
+    last checkpoint, bounded both by updates and by wall time.
+
+    Attributes:
+        every_updates: save every this many updates (rounded up to whole
+            reports); ``None``: every 10th report (10% of the run).
+        every_minutes: also save when this many minutes of wall time passed
+            since the last checkpoint (checked at each report); ``None``: not
+            by time.
+        keep: how many of the latest checkpoints to keep (>= 2, so that an
+            unreadable newest one has a fallback).
+    """
+
+    every_updates: int | None = None
+    every_minutes: float | None = 5.0
+    keep: int = 3
+
+    def __post_init__(self) -> None:
+        if self.every_updates is not None and (
+            isinstance(self.every_updates, bool)
+            or not isinstance(self.every_updates, int)
+            or self.every_updates < 1
+        ):
+            raise ValueError(
+                f"checkpoint every {self.every_updates!r} updates: give an int >= 1."
+            )
+        if self.every_minutes is not None and not (
+            isinstance(self.every_minutes, int | float)
+            and math.isfinite(self.every_minutes)
+            and self.every_minutes > 0
+        ):
+            raise ValueError(
+                f"checkpoint every {self.every_minutes!r} minutes: give a number > 0."
+            )
+        if (
+            isinstance(self.keep, bool)
+            or not isinstance(self.keep, int)
+            or self.keep < 2
+        ):
+            raise ValueError(
+                f"keep {self.keep!r} checkpoints: keep at least 2, so that an "
+                "unreadable newest one has a fallback."
+            )
+
+    def loop(self, num_updates: int, log_every: int):
+        """The ``rtrl_agents.LoopConfig`` of a run of ``num_updates``."""
+        import rtrl_agents as ra
+
+        every = self.every_updates or 10 * log_every
+        every = max(1, math.ceil(every / log_every)) * log_every
+        return ra.LoopConfig(
+            num_updates=num_updates,
+            log_every=log_every,
+            checkpoint_every=every,
+            checkpoint_seconds=None
+            if self.every_minutes is None
+            else 60.0 * self.every_minutes,
+            keep_checkpoints=self.keep,
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +162,8 @@ class RunResult:
         eval_episodes: episodes (or batches) behind ``score``.
         train_score: the mean training episode return over the last tenth of the
             reports (sampled actions), or ``nan`` if no episode ended.
-        seconds: wall-clock time of training and evaluation.
+        seconds: wall-clock time of training and evaluation in the process
+            that finished the run.
         path: the run's folder.
     """
 
@@ -65,28 +181,88 @@ class RunResult:
     path: str
 
 
-def _schedule(frames: int, per_update: int) -> tuple[int, int, int]:
-    """``(num_updates, log_every, checkpoint_every)`` for a frame budget.
+def _schedule(frames: int, per_update: int) -> tuple[int, int]:
+    """``(num_updates, log_every)`` for a frame budget.
 
-    About 100 reports and 4 checkpoints; ``num_updates`` is rounded up so that
-    every device call has the same length (one compilation) and the last
-    update is checkpointed.
+    About 100 reports; ``num_updates`` is rounded up to whole reports so that
+    every device call has the same length (one compilation).
     """
     raw = max(1, math.ceil(frames / per_update))
     log_every = max(1, min(500, raw // 100))
-    chunks = math.ceil(raw / log_every)
-    ckpt_chunks = max(1, math.ceil(chunks / 4))
-    chunks = math.ceil(chunks / ckpt_chunks) * ckpt_chunks
-    return chunks * log_every, log_every, ckpt_chunks * log_every
+    return math.ceil(raw / log_every) * log_every, log_every
 
 
-def _check_backend(exp: Experiment) -> None:
+def run_config(exp: Experiment, variant: Variant, seed: int, frames: int) -> RunConfig:
+    """The :class:`RunConfig` of one variant and seed at a frame budget."""
+    import rtrl_agents as ra
+
+    cfg = variant.config
+    if isinstance(cfg, SequenceConfig):
+        from ._sequence import sequence_schedule
+
+        num_updates, log_every = sequence_schedule(cfg, exp, frames)
+    else:
+        per_update = variant.steps_per_update * exp.env.num_envs
+        num_updates, log_every = _schedule(frames, per_update)
+        if isinstance(cfg, ra.R2ACConfig):
+            cfg = dataclasses.replace(cfg, decay_updates=num_updates)
+    return RunConfig(
+        experiment=exp.name,
+        variant=variant.name,
+        seed=seed,
+        frames=frames,
+        num_updates=num_updates,
+        log_every=log_every,
+        env=exp.env,
+        agent=cfg,
+        eval_episodes=exp.eval_episodes,
+        metric=exp.metric,
+    )
+
+
+def check_backends(exp: Experiment, ray: RayOptions | None = None) -> None:
+    """Raises :class:`BackendMissingError` if anything the experiment needs is
+    missing here (checked before any run folder is made)."""
     if exp.requires and importlib.util.find_spec(exp.requires) is None:
         raise BackendMissingError(
             f"experiment {exp.name!r} needs the {exp.requires!r} module, which is "
             "not installed here (DeepMind Lab is not on PyPI: build it from "
             "https://github.com/google-deepmind/lab and pip install the wheel)."
         )
+    import rtrl_envs
+
+    if not exp.env.name.startswith("memory/"):
+        try:
+            rtrl_envs.check_backend(exp.env.name)
+        except rtrl_envs.BackendNotInstalledError as e:
+            first = (str(e).splitlines() or [""])[0]
+            raise BackendMissingError(
+                f"experiment {exp.name!r} needs a backend that is missing: {first}"
+            ) from None
+    if ray is not None and importlib.util.find_spec("ray") is None:
+        raise BackendMissingError(
+            "--ray needs Ray, which is not installed here: pip install "
+            "'rtrl-agents[ray]'"
+        )
+
+
+def check_logdir(logdir: str | Path) -> Path:
+    """The log folder, made if missing; a one-line ``ValueError`` if it is a file
+    or cannot be written."""
+    path = Path(logdir)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--logdir {path} is a file, not a folder: pass a folder.")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".rtrl-bench-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise ValueError(
+            f"--logdir {path} cannot be written ({e.strerror or type(e).__name__}): "
+            "pass a folder you can write to."
+        ) from None
+    return path
 
 
 def _make_env(exp: Experiment, seed: int, evaluation: bool = False):
@@ -146,17 +322,17 @@ def distributed_setup(exp: Experiment, variant: Variant, ray: RayOptions):
     return env_fn, dist
 
 
-def _make_agent(variant: Variant, spec: Any, num_updates: int):
+def _make_agent(config: AgentConfig, spec: Any):
     import rtrl_agents as ra
 
-    cfg = variant.config
-    if isinstance(cfg, ra.R2ACConfig):
-        return ra.R2AC(dataclasses.replace(cfg, decay_updates=num_updates), spec)
-    if isinstance(cfg, ra.PPOConfig):
-        return ra.PPO(cfg, spec)
-    if isinstance(cfg, ra.StreamingACConfig):
-        return ra.StreamingAC(cfg, spec)
-    raise TypeError(f"no agent for {type(cfg).__name__}")
+    for config_type, agent_type in (
+        (ra.R2ACConfig, ra.R2AC),
+        (ra.PPOConfig, ra.PPO),
+        (ra.StreamingACConfig, ra.StreamingAC),
+    ):
+        if isinstance(config, config_type):
+            return agent_type(config, spec)
+    raise TypeError(f"no agent for {type(config).__name__}")
 
 
 def evaluate_greedy(agent, state, env, key, episodes: int, max_steps: int = 100_000):
@@ -215,11 +391,26 @@ def _train_score(history: list[dict[str, float]]) -> float:
     return float(np.mean([h["episode_return"] for h in tail]))
 
 
-def _history(run_dir: Path) -> list[dict[str, float]]:
-    path = run_dir / "metrics.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line]
+def _curve(history: list[dict[str, Any]], key: str) -> list[list[float]]:
+    return [[h["step"], h[key]] for h in history if h.get(key) is not None]
+
+
+def _stored_result(path: Path) -> RunResult:
+    data = json.loads(path.read_text())
+    fields = {f.name for f in dataclasses.fields(RunResult)}
+    return RunResult(**{k: _none_to_nan(v) for k, v in data.items() if k in fields})
+
+
+def _none_to_nan(x: Any) -> Any:
+    return float("nan") if x is None else x
+
+
+def _set_aside(path: Path) -> None:
+    """Renames an out-of-date ``result.json`` (its run is being extended)."""
+    n = 1
+    while (dst := path.with_name(f"result.superseded-{n}.json")).exists():
+        n += 1
+    path.rename(dst)
 
 
 def run_variant(
@@ -232,9 +423,22 @@ def run_variant(
     resume: bool = False,
     progress: bool = True,
     ray: RayOptions | None = None,
+    allow_config_change: bool = False,
+    checkpoints: CheckpointPolicy | None = None,
 ) -> RunResult:
     """Trains and evaluates one variant with one seed (see the module docstring);
     with ``ray``, R2AC trains on Ray actors (:func:`rtrl_agents.train_distributed`).
+
+    With ``resume``, a finished run whose ``config.json`` equals this config is
+    not run again (its ``result.json`` is returned); an unfinished one continues
+    from its newest readable checkpoint.
+
+    Raises:
+        rtrl_agents.RunExistsError: ``run_dir`` holds a run and ``resume`` is
+            false.
+        rtrl_agents.ConfigMismatchError: resuming under another config without
+            ``allow_config_change``.
+        rtrl_agents.RunInUseError: another process runs in ``run_dir``.
     """
     import jax
 
@@ -242,95 +446,98 @@ def run_variant(
 
     from ._provenance import provenance
 
+    checkpoints = checkpoints or CheckpointPolicy()
+    config = run_config(exp, variant, seed, frames)
+    config_json = ra.config_to_json(config)
     result_path = run_dir / RESULT_FILE
-    if resume and result_path.exists():
-        data = json.loads(result_path.read_text())
-        if data["requested_frames"] == frames:
-            fields = {f.name for f in dataclasses.fields(RunResult)}
-            return RunResult(**{k: v for k, v in data.items() if k in fields})
-    if not resume and run_dir.exists():
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    if isinstance(variant.config, SequenceConfig):
-        from ._sequence import run_sequence
-
-        out = run_sequence(variant.config, exp, seed, run_dir, frames, progress)
-        updates, done_frames, score, train_score, n_eval, curve = out
-    else:
-        # Distributed runs build no training environments here (actors do);
-        # the held-out evaluation environment gives the spec instead.
-        eval_env = _make_env(exp, seed + 1_000_003, evaluation=True)
-        env = _make_env(exp, seed) if ray is None else eval_env
-        per_update = variant.steps_per_update * exp.env.num_envs
-        num_updates, log_every, ckpt_every = _schedule(frames, per_update)
-        agent = _make_agent(variant, env.spec, num_updates)
-        loop = ra.LoopConfig(
-            num_updates=num_updates,
-            log_every=log_every,
-            checkpoint_every=ckpt_every,
-            keep_checkpoints=1,
-        )
+    with ra.RunLock(str(run_dir)):
+        recorded = ra.read_run_config(str(run_dir)) if resume else None
+        if recorded is not None and result_path.exists():
+            diff = ra.config_diff(recorded["config"], config_json)
+            if not diff:
+                return _stored_result(result_path)
+            if allow_config_change:
+                _set_aside(result_path)
+        t0 = time.perf_counter()
         common = dict(
             log_dir=str(run_dir),
-            checkpoint_dir=str(run_dir / "ckpt"),
+            checkpoint_dir=str(run_dir / CHECKPOINT_DIR),
             progress=progress,
             resume=resume,
+            run_config=config_json,
+            allow_config_change=allow_config_change,
+            provenance=provenance(),
         )
-        if ray is None:
-            trained = ra.train(agent, env, jax.random.PRNGKey(seed), loop, **common)
+        loop = checkpoints.loop(config.num_updates, config.log_every)
+        if isinstance(config.agent, SequenceConfig):
+            from ._sequence import run_sequence
+
+            out = run_sequence(config.agent, exp, seed, loop, **common)
+            updates, done_frames, score, n_eval, history, curve_key = out
         else:
-            env_fn, dist = distributed_setup(exp, variant, ray)
-            trained = ra.train_distributed(
-                agent.config,
-                env_fn,
-                jax.random.PRNGKey(seed),
-                loop,
-                dist,
-                address=None if ray.address == "local" else ray.address,
-                seed=seed,
-                **common,
+            # Distributed runs build no training environments here (actors
+            # do); the held-out evaluation environment gives the spec instead.
+            eval_env = _make_env(exp, seed + 1_000_003, evaluation=True)
+            env = _make_env(exp, seed) if ray is None else eval_env
+            agent = _make_agent(config.agent, env.spec)
+            if ray is None:
+                trained = ra.train(agent, env, jax.random.PRNGKey(seed), loop, **common)
+            else:
+                env_fn, dist = distributed_setup(exp, variant, ray)
+                trained = ra.train_distributed(
+                    agent.config,
+                    env_fn,
+                    jax.random.PRNGKey(seed),
+                    loop,
+                    dist,
+                    address=None if ray.address == "local" else ray.address,
+                    seed=seed,
+                    **common,
+                )
+            state = trained.state.agent
+            returns = evaluate_greedy(
+                agent, state, eval_env, jax.random.PRNGKey(seed + 1), exp.eval_episodes
             )
-        state = trained.state.agent
-        returns = evaluate_greedy(
-            agent, state, eval_env, jax.random.PRNGKey(seed + 1), exp.eval_episodes
+            per_update = variant.steps_per_update * exp.env.num_envs
+            updates, done_frames = config.num_updates, config.num_updates * per_update
+            score, n_eval = _score(exp.metric, returns), len(returns)
+            history, curve_key = trained.history, "episode_return"
+        # The history is what metrics.jsonl holds: on a resumed run, the
+        # records kept from before the resume and this process's.
+        curve = _curve(history, curve_key)
+        result = RunResult(
+            experiment=exp.name,
+            variant=variant.name,
+            seed=seed,
+            frames=int(done_frames),
+            env_frames=int(done_frames) * exp.action_repeat,
+            updates=int(updates),
+            metric=exp.metric,
+            score=score,
+            eval_episodes=n_eval,
+            train_score=_train_score([{"episode_return": c[1]} for c in curve]),
+            seconds=time.perf_counter() - t0,
+            path=str(run_dir),
         )
-        updates, done_frames = num_updates, num_updates * per_update
-        score, n_eval = _score(exp.metric, returns), len(returns)
-        history = _history(run_dir)
-        train_score = _train_score(history)
-        curve = [
-            [h["step"], h["episode_return"]] for h in history if "episode_return" in h
-        ]
-    result = RunResult(
-        experiment=exp.name,
-        variant=variant.name,
-        seed=seed,
-        frames=int(done_frames),
-        env_frames=int(done_frames) * exp.action_repeat,
-        updates=int(updates),
-        metric=exp.metric,
-        score=score,
-        eval_episodes=n_eval,
-        train_score=train_score,
-        seconds=time.perf_counter() - t0,
-        path=str(run_dir),
-    )
-    payload = {
-        **dataclasses.asdict(result),
-        "requested_frames": frames,
-        "system": variant.system,
-        "unroll": variant.steps_per_update,
-        "chance": exp.chance,
-        "paper_frames": exp.paper_frames,
-        "reference": list(exp.reference) if exp.reference else None,
-        "description": exp.description,
-        "config": repr(variant.config),
-        "ray": dataclasses.asdict(ray) if ray is not None else None,
-        "curve": curve,
-        "provenance": provenance(),
-    }
-    result_path.write_text(json.dumps(payload, indent=2, default=_nan_to_none))
+        payload = {
+            **dataclasses.asdict(result),
+            "requested_frames": frames,
+            "system": variant.system,
+            "unroll": variant.steps_per_update,
+            "chance": exp.chance,
+            "paper_frames": exp.paper_frames,
+            "reference": list(exp.reference) if exp.reference else None,
+            "description": exp.description,
+            "config": config_json,
+            "ray": dataclasses.asdict(ray) if ray is not None else None,
+            "curve_metric": curve_key,
+            "curve": curve,
+            "provenance": provenance(),
+        }
+        text = json.dumps(payload, indent=2, default=_nan_to_none)
+        tmp = result_path.with_name(f".{RESULT_FILE}.tmp-{os.getpid()}")
+        tmp.write_text(text)
+        os.replace(tmp, result_path)
     return result
 
 
@@ -348,8 +555,16 @@ def run_experiment(
     resume: bool = False,
     progress: bool = True,
     ray: RayOptions | None = None,
+    allow_config_change: bool = False,
+    checkpoints: CheckpointPolicy | None = None,
 ) -> list[RunResult]:
     """Runs every variant (or the named ones) of ``exp`` for ``seeds`` seeds.
+
+    Everything a user can get wrong is checked before any run starts, and
+    before any folder is made: the variant names, the budget, the backends, the
+    log folder; then every run folder: one that holds a run is refused without
+    ``resume`` (nothing is deleted), one held by another process is refused, and
+    one made with another config is refused unless ``allow_config_change``.
 
     Args:
         exp: the experiment.
@@ -357,30 +572,75 @@ def run_experiment(
         frames: the budget per variant and seed (default: ``exp.frames``).
         seeds: seeds ``0 .. seeds - 1``.
         variants: a subset of the variant names (default: all).
-        resume: skip finished runs with the same budget and continue unfinished
-            ones from their last checkpoint; otherwise each run starts afresh.
+        resume: skip finished runs with the same config and continue unfinished
+            ones from their newest readable checkpoint (their logs cut back to
+            it).
         progress: show a progress bar per run.
         ray: train R2AC variants on Ray actors instead of the single-machine
             loop.
+        allow_config_change: resume runs whose config differs from their
+            ``config.json`` (for example a larger ``frames``: the run continues
+            from its checkpoint under the new config; R2AC's step size then
+            follows the new schedule from the resumed update, a linear decay to
+            0 over the new ``num_updates``). The change is recorded in
+            ``config.json``; an out-of-date ``result.json`` is renamed
+            ``result.superseded-N.json``.
+        checkpoints: the checkpoint policy (default :class:`CheckpointPolicy`).
 
     Returns:
         One result per variant and seed.
 
     Raises:
-        BackendMissingError: the experiment's simulator is not installed.
+        ValueError: an unknown variant, a budget or seed count < 1, or a log
+            folder that is a file or cannot be written.
+        BackendMissingError: a simulator or Ray is not installed.
+        rtrl_agents.RunExistsError, rtrl_agents.RunInUseError,
+        rtrl_agents.ConfigMismatchError: see above.
     """
-    _check_backend(exp)
-    frames = exp.frames if frames is None else int(frames)
-    if frames < 1 or seeds < 1:
-        raise ValueError("frames and seeds must be >= 1.")
+    import rtrl_agents as ra
+
+    frames = exp.frames if frames is None else frames
+    for name, value in (("frames", frames), ("seeds", seeds)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}.")
     chosen = [exp.variant(v) for v in variants] if variants else list(exp.variants)
+    check_backends(exp, ray)
     if ray is not None:
         for variant in chosen:
             distributed_setup(exp, variant, ray)  # fail before anything runs
-    results = []
-    for seed in range(seeds):
-        for variant in chosen:
-            run_dir = Path(logdir) / exp.name / variant.name / f"seed{seed}"
+    root = check_logdir(logdir)
+    runs = [
+        (seed, variant, root / exp.name / variant.name / f"seed{seed}")
+        for seed in range(seeds)
+        for variant in chosen
+    ]
+    with contextlib.ExitStack() as locks:
+        for seed, variant, run_dir in runs:
+            if run_dir.exists() and ra.holds_run(str(run_dir)):
+                if not resume:
+                    raise ra.RunExistsError(
+                        f"{run_dir} already holds a run: pass --resume to continue "
+                        "it (a finished one is skipped), or choose another --logdir "
+                        "(nothing was deleted)."
+                    )
+                recorded = ra.read_run_config(str(run_dir))
+                if recorded is None:
+                    raise ra.RunExistsError(
+                        f"{run_dir} holds logs but no config.json (a run of an older "
+                        "version?): choose another --logdir (nothing was changed)."
+                    )
+                config = ra.config_to_json(run_config(exp, variant, seed, frames))
+                diff = ra.config_diff(recorded["config"], config)
+                if diff and not allow_config_change:
+                    raise ra.ConfigMismatchError(
+                        f"{run_dir} was made with another config "
+                        f"({ra.format_diff(diff)}): resume with the same settings, "
+                        "pass --allow-config-change to continue it under the new "
+                        "ones, or choose another --logdir."
+                    )
+            locks.enter_context(ra.RunLock(str(run_dir)))
+        results = []
+        for seed, variant, run_dir in runs:
             if progress:
                 print(f"[{exp.name}] {variant.name} seed {seed}: {run_dir}", flush=True)
             r = run_variant(
@@ -392,6 +652,8 @@ def run_experiment(
                 resume=resume,
                 progress=progress,
                 ray=ray,
+                allow_config_change=allow_config_change,
+                checkpoints=checkpoints,
             )
             if progress:
                 print(

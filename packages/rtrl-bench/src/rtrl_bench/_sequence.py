@@ -10,16 +10,43 @@ truncated; TBPTT (``method="bptt"``) sees the last ``update_every`` steps only.
 * Trace conditioning (prediction): the continuing ``memory/trace-conditioning``
   stream; semi-gradient TD(0) on the US cumulant. Score: mean squared error of the
   predictions against the true discounted returns on a held-out stream.
+
+Runs are records like the agents' (``rtrl_agents.RunRecord``): ``config.json``,
+``metrics.jsonl`` and TensorBoard events, checkpoints of the whole learner state
+(model, optimizer, data key, carries and environment state) by updates and by
+wall time, and exact resume with the logs cut back to the restored checkpoint.
+One "update" of the loop is one jitted call: a batch (copy, ``2L / K``
+optimizer steps) or one window of ``K`` steps (trace conditioning).
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+import math
+import time
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from ._experiments import Experiment, SequenceConfig
+
+
+def _per_update(cfg: SequenceConfig) -> int:
+    """Frames (steps over streams) per loop update."""
+    if cfg.task == "copy":
+        return cfg.batch_size * 2 * cfg.max_length
+    return cfg.batch_size * cfg.update_every
+
+
+def sequence_schedule(
+    cfg: SequenceConfig, exp: Experiment, frames: int
+) -> tuple[int, int]:
+    """``(num_updates, log_every)`` of a sequence run at a frame budget: about 100
+    reports, the updates rounded up to whole reports."""
+    del exp
+    raw = max(1, math.ceil(frames / _per_update(cfg)))
+    log_every = max(1, raw // 100)
+    return math.ceil(raw / log_every) * log_every, log_every
 
 
 def _cell(cfg: SequenceConfig, input_size: int, key):
@@ -50,22 +77,39 @@ def run_sequence(
     cfg: SequenceConfig,
     exp: Experiment,
     seed: int,
-    run_dir: Path,
-    frames: int,
+    loop: Any,
+    *,
+    log_dir: str,
+    checkpoint_dir: str,
     progress: bool = True,
-) -> tuple[int, int, float, float, int, list[list[float]]]:
-    """Trains and evaluates one sequence learner.
+    resume: bool = False,
+    run_config: Any = None,
+    allow_config_change: bool = False,
+    provenance: Mapping[str, Any] | None = None,
+) -> tuple[int, int, float, int, list[dict[str, Any]], str]:
+    """Trains and evaluates one sequence learner in a run folder.
+
+    Args:
+        cfg: the learner.
+        exp: its experiment (environment options, evaluation size).
+        seed: the seed.
+        loop: an ``rtrl_agents.LoopConfig``: updates, report and checkpoint
+            periods.
+        log_dir, checkpoint_dir, progress, resume, run_config,
+        allow_config_change, provenance: as ``rtrl_agents.train``.
 
     Returns:
-        ``(updates, frames, score, train_score, eval_batches, curve)``; the curve
-        holds ``[frames, training score]`` pairs (accuracy or squared error).
+        ``(optimizer steps, frames, score, eval batches, history, metric)``:
+        ``history`` holds the reports (``metrics.jsonl``), ``metric`` names the
+        training score in them (``"accuracy"`` or ``"td_loss"``).
     """
     import equinox as eqx
     import jax
     import jax.numpy as jnp
     import optax
 
-    from rtrl_agents import TensorBoardWriter
+    import rtrl_agents as ra
+    import rtrl_envs
 
     method = "chunked" if cfg.method == "rtrl" else "bptt"
     copy = cfg.task == "copy"
@@ -95,10 +139,10 @@ def run_sequence(
     carry0 = jax.vmap(lambda _: model[0].init_carry())(jnp.arange(B))
 
     if copy:
-        from rtrl_envs._memory import copy_task_batch
-
         T = 2 * cfg.max_length
         K = min(K, T)
+        n = T // K
+        metric = "accuracy"
 
         def chunk_loss(model, carry, xs, ts, mask, resets):
             logits, carry = outputs(model, carry, xs, resets)
@@ -107,16 +151,17 @@ def run_sequence(
             return jnp.sum(ce * mask) / jnp.maximum(mask.sum(), 1), (carry, hit)
 
         @eqx.filter_jit
-        def train_batch(model, opt_state, key):
-            b = copy_task_batch(key, B, cfg.max_length)
-            n = T // K
+        def train_step(state):
+            model, opt_state, k_data = state
+            k_data, k = jax.random.split(k_data)
+            b = rtrl_envs.copy_task_batch(k, B, cfg.max_length)
             split = [
                 x[:, : n * K].reshape(B, n, K, *x.shape[2:]).swapaxes(0, 1)
                 for x in (b.inputs, b.targets, b.mask, b.resets)
             ]
 
-            def body(state, chunk):
-                model, opt_state, carry = state
+            def body(s, chunk):
+                model, opt_state, carry = s
                 (_, (carry, hit)), g = eqx.filter_value_and_grad(
                     chunk_loss, has_aux=True
                 )(model, carry, *chunk)
@@ -126,39 +171,24 @@ def run_sequence(
             (model, opt_state, _), hits = jax.lax.scan(
                 body, (model, opt_state, carry0), split
             )
-            return model, opt_state, hits.sum() / b.mask[:, : n * K].sum(), n
+            acc = hits.sum() / b.mask[:, : n * K].sum()
+            return (model, opt_state, k_data), acc
 
         @eqx.filter_jit
         def evaluate(model, key):
-            b = copy_task_batch(key, B, cfg.max_length)
+            b = rtrl_envs.copy_task_batch(key, B, cfg.max_length)
             logits, _ = outputs(model, carry0, b.inputs, b.resets, "bptt")
             hit = (jnp.argmax(logits, -1) == b.targets) * b.mask
             return hit.sum() / b.mask.sum()
 
-        per_batch = B * T
-        num_batches = max(1, -(-frames // per_batch))
-        writer = TensorBoardWriter(str(run_dir))
-        curve, updates = [], 0
-        for i in range(num_batches):
-            k_data, k = jax.random.split(k_data)
-            model, opt_state, acc, n = train_batch(model, opt_state, k)
-            updates += int(n)
-            if (i + 1) % max(1, num_batches // 100) == 0 or i + 1 == num_batches:
-                f = (i + 1) * per_batch
-                curve.append([f, float(acc)])
-                writer.write(f, {"accuracy": float(acc)})
-        writer.close()
-        keys = jax.random.split(k_eval, exp.eval_episodes)
-        score = float(np.mean([float(evaluate(model, k)) for k in keys]))
-        done = num_batches * per_batch
+        template = (model, opt_state, k_data)
+        steps_per_update = n
     else:
-        import rtrl_envs
-        from rtrl_envs._memory import discounted_returns
-
         env = rtrl_envs.make(
             exp.env.name, num_envs=B, seed=seed, **dict(exp.env.options)
         )
         gamma = cfg.discount
+        metric = "td_loss"
 
         def td_loss(model, carry, xs, cs, resets, x_next, r_next):
             v, carry_K = outputs(model, carry, xs, resets)
@@ -171,7 +201,9 @@ def run_sequence(
             return jnp.mean(err**2), carry_K
 
         @eqx.filter_jit
-        def train_chunk(model, opt_state, carry, env_state, ts):
+        def train_step(state):
+            model, opt_state, carry, env_state, ts = state
+
             def roll(c, _):
                 s, t = c
                 s, t2 = env.step(s, jnp.zeros((B,), jnp.int32))
@@ -186,35 +218,81 @@ def run_sequence(
                 model, carry, xs, cs, rs, *nxt
             )
             model, opt_state = apply(model, opt_state, g)
-            return model, opt_state, carry, env_state, ts_new, loss
+            return (model, opt_state, carry, env_state, ts_new), loss
 
         env_state, ts = env.reset(k_data)
-        carry = carry0
-        num_updates = max(1, -(-frames // (B * K)))
-        writer = TensorBoardWriter(str(run_dir))
-        curve = []
-        every = max(1, num_updates // 100)
-        for i in range(num_updates):
-            model, opt_state, carry, env_state, ts, loss = train_chunk(
-                model, opt_state, carry, env_state, ts
-            )
-            if (i + 1) % every == 0:
-                f = (i + 1) * B * K
-                curve.append([f, float(loss)])
-                writer.write(f, {"td_loss": float(loss)})
-        writer.close()
-        updates, done = num_updates, num_updates * B * K
-        score = _trace_error(model, env, k_eval, gamma, outputs, discounted_returns)
-    (run_dir / "curve.json").write_text(json.dumps(curve))
-    train_score = float(np.mean([c[1] for c in curve[-max(1, len(curve) // 10) :]]))
-    return updates, done, score, train_score, exp.eval_episodes, curve
+        template = (model, opt_state, carry0, env_state, ts)
+        steps_per_update = 1
+
+    per_update = _per_update(cfg)
+    record = ra.RunRecord(
+        log_dir,
+        checkpoint_dir,
+        run_config=run_config,
+        resume=resume,
+        allow_config_change=allow_config_change,
+        checkpoint_every=loop.checkpoint_every,
+        checkpoint_seconds=loop.checkpoint_seconds,
+        keep_checkpoints=loop.keep_checkpoints,
+        provenance=provenance,
+    )
+    with record:
+        state, done = record.begin(template, loop.num_updates)
+        history = list(record.history)
+        sink = ra.default_writers(log_dir, loop.num_updates * per_update, progress)
+        try:
+            window: list[Any] = []
+            t0, frames0 = time.perf_counter(), done * per_update
+            while done < loop.num_updates:
+                state, value = train_step(state)
+                window.append(value)
+                done += 1
+                last = done == loop.num_updates
+                if done % loop.log_every and not last:
+                    continue
+                value = float(np.mean(jax.device_get(window)))
+                if not math.isfinite(value):
+                    raise ra.NonFiniteError(
+                        f"non-finite {metric} by update {done}: the run stopped; "
+                        "resume from the last good checkpoint."
+                    )
+                frames = done * per_update
+                scalars = {
+                    metric: value,
+                    "frames": float(frames),
+                    "updates": float(done),
+                    "fps": (frames - frames0) / max(time.perf_counter() - t0, 1e-9),
+                }
+                sink.write(frames, scalars)
+                history.append({"step": frames, **scalars})
+                window, t0, frames0 = [], time.perf_counter(), frames
+                record.maybe_save(done, state, frames, final=last)
+        finally:
+            sink.close()
+    model = state[0]
+    if copy:
+        keys = jax.random.split(k_eval, exp.eval_episodes)
+        score = float(np.mean([float(evaluate(model, k)) for k in keys]))
+    else:
+        score = _trace_error(model, env, k_eval, gamma, outputs)
+    steps = loop.num_updates * steps_per_update
+    return (
+        steps,
+        loop.num_updates * per_update,
+        score,
+        exp.eval_episodes,
+        history,
+        metric,
+    )
 
 
-def _trace_error(model, env, key, gamma, outputs, discounted_returns, steps=2000):
+def _trace_error(model, env, key, gamma, outputs, steps=2000):
     """Mean squared error of the predictions vs the true discounted returns."""
     import equinox as eqx
     import jax
     import jax.numpy as jnp
+
+    import rtrl_envs
 
     B = env.spec.num_envs
     state, ts = env.reset(key)
@@ -229,7 +307,7 @@ def _trace_error(model, env, key, gamma, outputs, discounted_returns, steps=2000
     v, _ = eqx.filter_jit(outputs)(
         model, carry, obs.swapaxes(0, 1), first.swapaxes(0, 1), "bptt"
     )
-    g = discounted_returns(cum, gamma).swapaxes(0, 1)
+    g = rtrl_envs.discounted_returns(cum, gamma).swapaxes(0, 1)
     # Drop the first 200 steps (warm-up) and the last 200 (truncated returns).
     err = (v[..., 0] - g)[:, 200:-200]
     return float(jnp.mean(err**2))
