@@ -115,7 +115,9 @@ def demo(session: nox.Session) -> None:
     Delayed recall with delay 4 x M: R2AC with an RTRL eLSTM solves it, TBPTT
     and feedforward stay at chance. About 10 minutes on 2 cores. Prints the table
     and where the TensorBoard logs and the PNG are; `nox -s demo -- --frames N`
-    changes the budget.
+    changes the budget. Runs with ``--resume``: a second demo skips the runs it
+    finished and continues a killed one from its last checkpoint (another budget
+    is refused until the folder is moved or `--allow-config-change` is given).
     """
     session.install(
         "-e",
@@ -138,6 +140,7 @@ def demo(session: nox.Session) -> None:
         "3",
         "--logdir",
         str(logdir),
+        "--resume",
         *session.posargs,
     )
     session.run("rtrl-bench", "report", str(logdir))

@@ -314,6 +314,22 @@ def test_corrupt_newest_checkpoints_fall_back_with_a_warning(tmp_path):
     assert ra.Checkpointer(str(ckpt)).all_steps() == [4, 6, 8]
 
 
+def test_arrays_that_decode_but_do_not_match_their_checksum_fall_back(tmp_path):
+    # Storage without checksums of its own can hand back garbled bytes as
+    # numbers; the SHA-256 saved beside each array catches them.
+    ckpt = ra.Checkpointer(str(tmp_path / "ckpt"))
+    ckpt.save(1, _AB(jnp.zeros(3), jnp.ones(3)))
+    ckpt.save(2, _AB(jnp.full(3, 2.0), jnp.ones(3)))
+    meta = tmp_path / "ckpt" / "2" / "meta" / "metadata"
+    data = json.loads(meta.read_text())
+    data["leaves"]["a"]["sha256"] = "0" * 64  # as if a's bytes had changed
+    meta.write_text(json.dumps(data))
+    with pytest.warns(ra.CheckpointWarning, match="a does not match its checksum"):
+        found = ckpt.restore_latest(_AB(jnp.zeros(3), jnp.zeros(3)))
+    assert found.step == 1
+    np.testing.assert_array_equal(found.state.a, 0.0)
+
+
 def test_no_readable_checkpoint_is_an_error_not_a_silent_restart(tmp_path):
     env = DelayedRecall(num_envs=2, delay=2)
     run = tmp_path / "run"

@@ -1,8 +1,8 @@
 """Orbax checkpoints of a whole run state, keyed by path and checked on restore.
 
 A checkpoint holds every array of the state under its path in the pytree
-(``agent.params.core.F``), and beside them a JSON record of each array's shape
-and dtype, the run's config and a few counters (updates, frames). Restoring into
+(``agent.params.core.F``), and beside them a JSON record of each array's shape,
+dtype and SHA-256, the run's config and a few counters (updates, frames). Restoring into
 a template (a freshly initialised state of the config now asked for) compares
 all of it first and names the first difference in one line; nothing is cast,
 reshaped or matched by position. A checkpoint that cannot be read is moved aside
@@ -11,6 +11,7 @@ with a one-line warning and the newest readable one is used.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 from collections.abc import Mapping
@@ -147,7 +148,11 @@ class Checkpointer:
                     f"{path} holds non-finite values at update {step}: not saved; "
                     "the last good checkpoint stays."
                 )
-            leaves[path] = {"shape": list(a.shape), "dtype": a.dtype.name}
+            leaves[path] = {
+                "shape": list(a.shape),
+                "dtype": a.dtype.name,
+                "sha256": _digest(a),
+            }
             node = nested
             *parents, last = path.split(".")
             for p in parents:
@@ -355,6 +360,9 @@ class Checkpointer:
                     raise ValueError(
                         f"{path} came back as {_describe(a.shape, a.dtype)}"
                     )
+                digest = saved[path].get("sha256")
+                if digest is not None and digest != _digest(a):
+                    raise ValueError(f"{path} does not match its checksum")
                 new.append(jnp.asarray(a))
         except Exception as e:  # orbax and tensorstore raise their own
             raise _UnreadableError(_first_line(e)) from e
@@ -378,6 +386,12 @@ class Checkpointer:
     def close(self) -> None:
         """Waits for pending writes and releases the manager."""
         self._manager.close()
+
+
+def _digest(a: np.ndarray) -> str:
+    """The SHA-256 of an array's bytes: storage without checksums of its own can
+    return garbled bytes as numbers, which restore must not take."""
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
 
 
 def _first_line(e: BaseException, limit: int = 120) -> str:
