@@ -11,7 +11,9 @@ with a one-line warning and the newest readable one is used.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import os
 import warnings
 from collections.abc import Mapping
@@ -107,15 +109,16 @@ class Checkpointer:
             ) from e
         self._ocp = ocp
         self.directory = os.path.abspath(directory)
-        self._manager = ocp.CheckpointManager(
-            self.directory,
-            options=ocp.CheckpointManagerOptions(
-                max_to_keep=max_to_keep,
-                create=True,
-                # Half-written steps of a killed save are removed on open.
-                cleanup_tmp_directories=True,
-            ),
-        )
+        with _quiet_orbax():
+            self._manager = ocp.CheckpointManager(
+                self.directory,
+                options=ocp.CheckpointManagerOptions(
+                    max_to_keep=max_to_keep,
+                    create=True,
+                    # Half-written steps of a killed save are removed on open.
+                    cleanup_tmp_directories=True,
+                ),
+            )
 
     def save(
         self,
@@ -174,11 +177,13 @@ class Checkpointer:
 
     def latest_step(self) -> int | None:
         """The newest saved step, or ``None``."""
-        return self._manager.latest_step()
+        with _quiet_orbax():
+            return self._manager.latest_step()
 
     def all_steps(self) -> list[int]:
         """Every kept step, oldest first."""
-        return sorted(self._manager.all_steps())
+        with _quiet_orbax():
+            return sorted(self._manager.all_steps())
 
     def read_meta(self, step: int) -> dict[str, Any]:
         """The JSON record saved with checkpoint ``step``.
@@ -194,9 +199,10 @@ class Checkpointer:
     def _read_meta(self, step: int) -> dict[str, Any]:
         ocp = self._ocp
         try:
-            got = self._manager.restore(
-                int(step), args=ocp.args.Composite(meta=ocp.args.JsonRestore())
-            )
+            with _quiet_orbax():
+                got = self._manager.restore(
+                    int(step), args=ocp.args.Composite(meta=ocp.args.JsonRestore())
+                )
             meta = dict(got["meta"])
         except Exception as e:  # orbax, tensorstore and json all raise their own
             raise _UnreadableError(_first_line(e)) from e
@@ -274,7 +280,7 @@ class Checkpointer:
             ConfigMismatchError, CheckpointMismatchError: as :meth:`restore`.
             CheckpointNotReadableError: checkpoints exist but none can be read.
         """
-        steps = sorted(self._manager.all_steps(), reverse=True)
+        steps = sorted(self.all_steps(), reverse=True)
         skipped = []
         for step in steps:
             try:
@@ -346,10 +352,11 @@ class Checkpointer:
                 node = node.setdefault(p, {})
             node[last] = np.zeros(x.shape, x.dtype)
         try:
-            got = self._manager.restore(
-                step,
-                args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)),
-            )["state"]
+            with _quiet_orbax():
+                got = self._manager.restore(
+                    step,
+                    args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)),
+                )["state"]
             new = []
             for path, x in wanted:
                 node = got
@@ -380,7 +387,8 @@ class Checkpointer:
             dst = f"{src}{UNREADABLE_SUFFIX}{n}"
         if os.path.exists(src):
             os.rename(src, dst)
-        self._manager.reload()
+        with _quiet_orbax():
+            self._manager.reload()
         return dst
 
     def close(self) -> None:
@@ -392,6 +400,19 @@ def _digest(a: np.ndarray) -> str:
     """The SHA-256 of an array's bytes: storage without checksums of its own can
     return garbled bytes as numbers, which restore must not take."""
     return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
+
+
+@contextlib.contextmanager
+def _quiet_orbax():
+    """Orbax logs its own warnings about a damaged checkpoint through absl; while
+    we try to read one, our one-line warning says it instead."""
+    logger = logging.getLogger("absl")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _first_line(e: BaseException, limit: int = 120) -> str:
