@@ -7,6 +7,8 @@ package). Virtualenvs are reused between runs: ``nox -s tests`` twice installs o
     nox -s lint                     # ruff check, ruff format --check, versions
     nox -s demo                     # the main job
     nox -s bench -- gradcheck       # any rtrl-bench subcommand
+    nox -s build                    # sdists and wheels of every package in dist/
+    nox -s wheels                   # each package installed alone from dist/
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import nox
@@ -106,6 +110,96 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("python", "tools/check_versions.py")
+
+
+# The import name of each package, and a command that shows it works alone.
+SMOKE = {
+    "rtrl-cells": "import jax, rtrl_cells as rc; c = rc.ELSTM(input_size=2, "
+    "hidden_size=3, key=jax.random.PRNGKey(0)); print(c.output_size)",
+    "rtrl-envs": "import jax, rtrl_envs; e = rtrl_envs.make('memory/copy', "
+    "num_envs=2, seed=0); print(e.reset(jax.random.PRNGKey(0))[1].first)",
+    "rtrl-agents": "import rtrl_agents as ra; print(ra.R2ACConfig().learning_rate)",
+    "rtrl-bench": "from rtrl_bench import main; main(['list'])",
+}
+
+
+def _build(session: nox.Session, outdir: Path) -> None:
+    session.install("build")
+    shutil.rmtree(outdir, ignore_errors=True)
+    for name in PACKAGES:
+        session.run(
+            "python", "-m", "build", "--outdir", str(outdir), f"packages/{name}"
+        )
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """sdists and wheels of every package into dist/ (what a release publishes)."""
+    _build(session, ROOT / "dist")
+    session.log(f"built {sorted(p.name for p in (ROOT / 'dist').iterdir())}")
+
+
+@nox.session
+def wheels(session: nox.Session) -> None:
+    """Each package installed alone from dist/ into an empty virtualenv.
+
+    Builds dist/, then for every package: a fresh virtualenv, ``pip install
+    --find-links dist <package>`` (its declared dependencies only, sister
+    packages from dist/, the rest from PyPI), a check that no undeclared sister
+    package came along, and a smoke command of the package alone.
+    """
+    _build(session, ROOT / "dist")
+    sisters = set(PACKAGES)
+    for name in PACKAGES:
+        with tempfile.TemporaryDirectory(prefix=f"wheel-{name}-") as tmp:
+            venv = Path(tmp) / "venv"
+            session.run(sys.executable, "-m", "venv", str(venv), external=True)
+            py = str(venv / "bin" / "python")
+            session.run(
+                py, "-m", "pip", "install", "-q", "--upgrade", "pip", external=True
+            )
+            session.run(
+                py,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--find-links",
+                str(ROOT / "dist"),
+                name,
+                external=True,
+            )
+            listed = session.run(
+                py, "-m", "pip", "list", "--format=freeze", external=True, silent=True
+            )
+            got = {line.split("==")[0] for line in listed.split() if "==" in line}
+            allowed = {name, *_sister_closure(name)}
+            extra = sorted((got & sisters) - allowed)
+            if extra:
+                session.error(
+                    f"{name} alone pulled in {extra}, which it does not declare"
+                )
+            session.run(py, "-c", SMOKE[name], external=True)
+
+
+def _sister_closure(name: str) -> set[str]:
+    """The sister packages ``name`` depends on, directly or not."""
+    import tomllib
+
+    out: set[str] = set()
+    todo = [name]
+    while todo:
+        meta = tomllib.loads(
+            (ROOT / "packages" / todo.pop() / "pyproject.toml").read_text()
+        )
+        for dep in meta["project"].get("dependencies", []):
+            dep_name = (
+                dep.split("[")[0].split(">")[0].split("<")[0].split("=")[0].strip()
+            )
+            if dep_name in PACKAGES and dep_name not in out:
+                out.add(dep_name)
+                todo.append(dep_name)
+    return out
 
 
 @nox.session
