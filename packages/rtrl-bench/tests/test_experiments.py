@@ -169,7 +169,10 @@ def test_report_sets_the_papers_numbers_beside_ours(tmp_path):
             (d / "result.json").write_text(json.dumps(payload))
     paths = write_report(tmp_path)
     text = paths["markdown"].read_text()
-    row = "| rtrl | 2 | 1k (4k env frames) | 2 +- 1 | 1, 3 | 275 +- 53 @ 800M |"
+    row = (
+        "| rtrl | 2 | 1k (4k env frames) | 2 (too few seeds for an interval) | "
+        "2 +- 1 | 1, 3 | 275 +- 53 @ 800M |"
+    )
     assert row in text
     assert "| feedforward | 2 |" in text and "234 +- 12 @ 800M" in text
     assert "the paper's: 800M environment frames" in text

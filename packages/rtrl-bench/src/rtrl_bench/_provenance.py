@@ -6,6 +6,7 @@ import importlib.metadata as md
 import os
 import platform
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -36,23 +37,43 @@ def provenance() -> dict[str, Any]:
         except md.PackageNotFoundError:
             versions[pkg] = None
     # Ask the checkout this package was installed from (editable installs), not
-    # the folder the command happens to run in.
-    here = Path(__file__).resolve().parent
+    # the folder the command happens to run in; a wheel installed somewhere
+    # inside another repository must not report that repository's commit, so
+    # the module file itself must be tracked.
+    here = Path(__file__).resolve()
+    commit, dirty = None, ""
     try:
+        subprocess.run(
+            ["git", "-C", str(here.parent), "ls-files", "--error-unmatch", here.name],
+            capture_output=True,
+            check=True,
+        )
         commit = subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "HEAD"],
+            ["git", "-C", str(here.parent), "rev-parse", "HEAD"],
             capture_output=True,
             text=True,
             check=True,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+            [
+                "git",
+                "-C",
+                str(here.parent),
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+            ],
             capture_output=True,
             text=True,
             check=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit, dirty = None, ""
+    source = (
+        f"git checkout {commit[:12]}{' (with local changes)' if dirty else ''}"
+        if commit
+        else f"installed rtrl-bench {versions.get('rtrl-bench')} (no git checkout)"
+    )
     return {
         "versions": versions,
         "device": str(jax.devices()[0]),
@@ -62,6 +83,8 @@ def provenance() -> dict[str, Any]:
         "python": platform.python_version(),
         "git_commit": commit,
         "git_dirty": bool(dirty),
+        "source": source,
+        "argv": list(sys.argv),
         # On CPU, the allocator's settings move timings by up to 25% (rtrl-bench
         # README, "Allocator"): keep them with the result.
         "allocator_env": {

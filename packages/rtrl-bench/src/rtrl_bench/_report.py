@@ -1,9 +1,13 @@
 """Markdown report and PNG learning curves from a folder of ``rtrl-bench run`` results.
 
 Every ``result.json`` under the folder is one variant and seed; the report groups
-them by experiment and variant, gives mean +- std over seeds of the final greedy
-evaluation with the frame budget we ran, and sets the paper's numbers and budgets
-(from the package's reference data) beside ours where the experiment has them.
+them by experiment and variant and gives, over seeds, the interquartile mean (IQM)
+of the final greedy evaluation with a 95% percentile-bootstrap interval (the
+method of rliable, Agarwal et al. 2021, for one task: resample the runs) when
+there are 3 or more seeds, mean +- std, and every seed's score; one seed is shown
+as one seed. It names the budget we ran, sets the paper's numbers and budgets
+(from the package's reference data) beside ours where the experiment has them,
+and lists runs that started but have no result (failed, killed or running).
 """
 
 from __future__ import annotations
@@ -35,6 +39,10 @@ class VariantSummary:
         env_frames: the budget in environment frames (x action repeat).
         scores: the per-seed scores, in seed order.
         system: the reference data's system name for this variant, if any.
+        iqm: interquartile mean over seeds (the mean of the middle half).
+        ci_low: lower end of the 95% bootstrap interval of the IQM (``nan``
+            with fewer than 3 seeds).
+        ci_high: upper end of that interval.
     """
 
     experiment: str
@@ -47,6 +55,9 @@ class VariantSummary:
     env_frames: int
     scores: tuple[float, ...]
     system: str | None
+    iqm: float = float("nan")
+    ci_low: float = float("nan")
+    ci_high: float = float("nan")
 
 
 def load_results(folder: str | Path) -> list[dict]:
@@ -95,14 +106,49 @@ def _num(x) -> float:
     return float("nan") if x is None else float(x)
 
 
+MIN_SEEDS_FOR_INTERVAL = 3
+BOOTSTRAP_SAMPLES = 2000
+
+
+def iqm(x: np.ndarray) -> float:
+    """The interquartile mean: the mean of the middle half of the values (a
+    quarter cut from each end, as ``scipy.stats.trim_mean(x, 0.25)``)."""
+    x = np.sort(np.asarray(x, np.float64).ravel())
+    cut = int(0.25 * len(x))
+    return float(np.mean(x[cut : len(x) - cut]))
+
+
+def bootstrap_interval(
+    x: np.ndarray, statistic=iqm, confidence: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile-bootstrap interval of ``statistic`` over the runs ``x``.
+
+    ``BOOTSTRAP_SAMPLES`` resamples of the runs with replacement (a fixed seed,
+    so a report is reproducible); the interval holds the middle ``confidence``
+    of the resampled statistics.
+    """
+    x = np.asarray(x, np.float64)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(x), size=(BOOTSTRAP_SAMPLES, len(x)))
+    stats = np.array([statistic(x[i]) for i in idx])
+    tail = (1 - confidence) / 2 * 100
+    lo, hi = np.percentile(stats, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
 def summarise_results(results: list[dict]) -> list[VariantSummary]:
-    """Mean and std over seeds per (experiment, variant), in first-seen order."""
+    """IQM, bootstrap interval, mean and std over seeds per (experiment,
+    variant), in first-seen order."""
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for r in results:
         groups[(r["experiment"], r["variant"])].append(r)
     out = []
     for (exp, var), rs in groups.items():
         scores = np.array([_num(r["score"]) for r in rs])
+        finite = scores[np.isfinite(scores)]
+        lo = hi = float("nan")
+        if len(finite) >= MIN_SEEDS_FOR_INTERVAL:
+            lo, hi = bootstrap_interval(finite)
         out.append(
             VariantSummary(
                 experiment=exp,
@@ -115,6 +161,9 @@ def summarise_results(results: list[dict]) -> list[VariantSummary]:
                 env_frames=max(int(r["env_frames"]) for r in rs),
                 scores=tuple(float(s) for s in scores),
                 system=rs[0].get("system"),
+                iqm=iqm(finite) if len(finite) else float("nan"),
+                ci_low=lo,
+                ci_high=hi,
             )
         )
     return out
@@ -168,7 +217,12 @@ def _paper_beside(summary: VariantSummary, results: list[dict]) -> str:
 
 
 def plot_curves(results: list[dict], path: str | Path) -> Path:
-    """Training episode return against frames, mean over seeds, one line per variant.
+    """Training curve against frames, one line per variant.
+
+    With several seeds the line is the mean over seeds and the shaded band its
+    95% bootstrap interval (3+ seeds) or the range (2 seeds), labelled in the
+    legend; one seed is drawn as that seed. Curves with few points carry
+    markers, so a single report is a visible point.
 
     Args:
         results: the ``result.json`` payloads of one experiment.
@@ -185,7 +239,7 @@ def plot_curves(results: list[dict], path: str | Path) -> Path:
     by_var: dict[str, list[dict]] = defaultdict(list)
     for r in results:
         by_var[r["variant"]].append(r)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(6.5, 4))
     for var, rs in by_var.items():
         curves = [np.asarray(r["curve"], float) for r in rs if r.get("curve")]
         if not curves:
@@ -193,18 +247,29 @@ def plot_curves(results: list[dict], path: str | Path) -> Path:
         n = min(len(c) for c in curves)
         stack = np.stack([c[:n] for c in curves])
         x, y = stack[0, :, 0], stack[:, :, 1]
+        marker = "o" if n <= 20 else None
+        if len(curves) == 1:
+            ax.plot(x, y[0], marker=marker, label=f"{var} (1 seed)")
+            continue
         mean = np.nanmean(y, axis=0)
-        ax.plot(x, mean, label=f"{var} ({len(curves)} seeds)")
-        if len(curves) > 1:
-            std = np.nanstd(y, axis=0)
-            ax.fill_between(x, mean - std, mean + std, alpha=0.2)
+        (line,) = ax.plot(x, mean, marker=marker, label=f"{var}: mean of {len(curves)}")
+        if len(curves) >= MIN_SEEDS_FOR_INTERVAL:
+            lo, hi = np.array([bootstrap_interval(col, np.mean) for col in y.T]).T
+            band = "95% bootstrap CI"
+        else:
+            lo, hi = np.nanmin(y, axis=0), np.nanmax(y, axis=0)
+            band = "range"
+        ax.fill_between(
+            x, lo, hi, alpha=0.2, color=line.get_color(), label=f"{var}: {band}"
+        )
     chance = results[0].get("chance")
     if chance is not None:
         ax.axhline(chance, color="grey", linestyle=":", label="chance")
+    metric = results[0].get("curve_metric", "episode_return").replace("_", " ")
     ax.set_xlabel("frames (agent steps, all streams)")
-    ax.set_ylabel("training episode return" if results[0]["curve"] else "")
+    ax.set_ylabel(f"training {metric}")
     ax.set_title(results[0]["experiment"])
-    ax.legend()
+    ax.legend(fontsize="small")
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -213,23 +278,67 @@ def plot_curves(results: list[dict], path: str | Path) -> Path:
     return path
 
 
+def _score_cell(s: VariantSummary) -> str:
+    if s.seeds == 1:
+        return f"{_fmt(s.scores[0])} (1 seed)"
+    if math.isnan(s.ci_low):
+        return f"{_fmt(s.iqm)} (too few seeds for an interval)"
+    return f"{_fmt(s.iqm)} [{_fmt(s.ci_low)}, {_fmt(s.ci_high)}]"
+
+
 def format_table(summaries: list[VariantSummary], results: list[dict]) -> str:
     """The markdown table of one experiment: ours beside the paper's."""
+    metric = summaries[0].metric
     lines = [
-        "| variant | seeds | frames (ours) | greedy "
-        f"{summaries[0].metric} (mean +- std) | per seed | paper (score @ frames) |",
-        "|---|---|---|---|---|---|",
+        f"| variant | seeds | frames (ours) | greedy {metric}: IQM [95% CI] | "
+        "mean +- std | per seed | paper (score @ frames) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for s in summaries:
         frames = _frames(s.frames)
         if s.env_frames != s.frames:
             frames += f" ({_frames(s.env_frames)} env frames)"
+        spread = "-" if s.seeds == 1 else f"{_fmt(s.mean)} +- {_fmt(s.std, 2)}"
         lines.append(
-            f"| {s.variant} | {s.seeds} | {frames} | {_fmt(s.mean)} +- "
-            f"{_fmt(s.std, 2)} | {', '.join(_fmt(x) for x in s.scores)} | "
-            f"{_paper_beside(s, results)} |"
+            f"| {s.variant} | {s.seeds} | {frames} | {_score_cell(s)} | {spread} | "
+            f"{', '.join(_fmt(x) for x in s.scores)} | {_paper_beside(s, results)} |"
         )
     return "\n".join(lines)
+
+
+def unfinished_runs(folder: str | Path) -> list[Path]:
+    """Run folders under ``folder`` that hold a ``config.json`` but no
+    ``result.json``: failed, killed or still running."""
+    return sorted(
+        p.parent
+        for p in Path(folder).rglob("config.json")
+        if not (p.parent / RESULT_FILE).exists()
+    )
+
+
+def _missing_seeds(results: list[dict]) -> list[str]:
+    out = []
+    by_var: dict[str, set[int]] = defaultdict(set)
+    for r in results:
+        by_var[r["variant"]].add(int(r["seed"]))
+    top = max(max(s) for s in by_var.values())
+    for var, seeds in by_var.items():
+        gone = sorted(set(range(top + 1)) - seeds)
+        if gone:
+            out.append(f"{var}: seed {', '.join(map(str, gone))}")
+    return out
+
+
+def _provenance_line(prov: dict) -> str:
+    source = prov.get("source")
+    if source is None:  # results written before rtrl-bench 0.3
+        commit = prov.get("git_commit")
+        source = f"git checkout {commit[:12]}" if commit else "an unknown source"
+    return (
+        f"Produced with rtrl-bench {prov.get('versions', {}).get('rtrl-bench')} "
+        f"({source}), jax {prov.get('versions', {}).get('jax')}, device "
+        f"{prov.get('device')}."
+    )
 
 
 def write_report(folder: str | Path, out: str | Path | None = None) -> dict[str, Path]:
@@ -247,7 +356,14 @@ def write_report(folder: str | Path, out: str | Path | None = None) -> dict[str,
     """
     results = load_results(folder)
     if not results:
-        raise FileNotFoundError(f"no {RESULT_FILE} under {folder}: run an experiment")
+        unfinished = unfinished_runs(folder)
+        hint = (
+            f" ({len(unfinished)} run(s) without a result, e.g. {unfinished[0]}: "
+            "resume them with `rtrl-bench run ... --resume`)"
+            if unfinished
+            else ": run an experiment"
+        )
+        raise FileNotFoundError(f"no {RESULT_FILE} under {folder}{hint}")
     out = Path(out) if out is not None else Path(folder) / "report.md"
     by_exp: dict[str, list[dict]] = defaultdict(list)
     for r in results:
@@ -271,13 +387,27 @@ def write_report(folder: str | Path, out: str | Path | None = None) -> dict[str,
         )
         if rs[0].get("chance") is not None:
             lines.append(f"Chance (memoryless policy): {rs[0]['chance']:g}.")
-        lines += ["", format_table(summaries, rs)]
+        lines += ["", format_table(summaries, rs), ""]
+        lines.append(
+            "IQM: interquartile mean over seeds; 95% CI: percentile bootstrap over "
+            f"seeds ({BOOTSTRAP_SAMPLES} resamples), given with "
+            f"{MIN_SEEDS_FOR_INTERVAL} or more seeds."
+        )
+        missing = _missing_seeds(rs)
+        if missing:
+            lines += ["", f"Missing seeds (no result): {'; '.join(missing)}."]
         lines += _paper_rows(rs)
         lines += ["", f"![learning curves]({png.name})", ""]
-        prov = rs[0].get("provenance", {})
+        lines += [_provenance_line(rs[0].get("provenance", {})), ""]
+    unfinished = unfinished_runs(folder)
+    if unfinished:
         lines += [
-            f"Produced with git commit {prov.get('git_commit')}, device "
-            f"{prov.get('device')}, jax {prov.get('versions', {}).get('jax')}.",
+            "## Runs without a result",
+            "",
+            "These runs started but have no `result.json` (failed, killed or still "
+            "running; `rtrl-bench run ... --resume` continues them):",
+            "",
+            *[f"- `{p}`" for p in unfinished],
             "",
         ]
     if any(r.get("reference") for r in results):
