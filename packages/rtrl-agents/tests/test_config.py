@@ -207,6 +207,8 @@ def test_public_api_is_pinned():
             "config_to_json",
             "default_run_config",
             "default_writers",
+            "initial_run_state",
+            "open_writers",
             "format_diff",
             "holds_run",
             "read_metrics",

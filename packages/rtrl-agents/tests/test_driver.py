@@ -104,6 +104,8 @@ def test_resume_is_bit_for_bit(tmp_path):
         key,
         ra.LoopConfig(num_updates=12, log_every=3, checkpoint_every=3),
         checkpoint_dir=ckpt,
+        resume=True,
+        allow_config_change=True,  # 6 -> 12 updates: an explicit extension
     )
     assert len(resumed.history) == 2  # only updates 7..12 ran
     a, b = _leaves(whole.state), _leaves(resumed.state)

@@ -41,6 +41,7 @@ def _one_line(e):
 
 
 def _train(agent, env, run, updates, *, every=2, **kw):
+    kw.setdefault("resume", True)
     return ra.train(
         agent,
         env,
@@ -201,7 +202,10 @@ def test_resume_with_another_config_is_refused_then_allowed(tmp_path):
     assert recorded["config"]["agent"]["learning_rate"] == 1e-3
     (change,) = recorded["changes"]
     assert change["updates"] == 4
-    assert change["fields"] == [["agent.learning_rate", 6e-4, 1e-3]]
+    assert change["fields"] == [
+        ["agent.learning_rate", 6e-4, 1e-3],
+        ["loop.num_updates", 4, 6],
+    ]
 
 
 def test_a_folder_holding_a_run_is_not_reused_without_resume(tmp_path):
@@ -226,7 +230,8 @@ def test_a_folder_holding_a_run_is_not_reused_without_resume(tmp_path):
         ra.LoopConfig(num_updates=2, log_every=2),
         log_dir=str(logs),
     )
-    with pytest.raises(ra.RunExistsError, match="no checkpoints"):
+    # The same script run twice: refused (resume is never the default).
+    with pytest.raises(ra.RunExistsError, match="already holds a run"):
         ra.train(
             _agent(env),
             env,
@@ -234,7 +239,55 @@ def test_a_folder_holding_a_run_is_not_reused_without_resume(tmp_path):
             ra.LoopConfig(num_updates=2, log_every=2),
             log_dir=str(logs),
         )
+    with pytest.raises(ra.RunExistsError, match="no checkpoints"):
+        ra.train(
+            _agent(env),
+            env,
+            jax.random.PRNGKey(0),
+            ra.LoopConfig(num_updates=2, log_every=2),
+            log_dir=str(logs),
+            resume=True,
+        )
     assert len(ra.read_metrics(str(logs / "metrics.jsonl"))) == 1
+
+
+def test_a_longer_run_through_the_api_is_a_recorded_config_change(tmp_path):
+    env = DelayedRecall(num_envs=2, delay=2)
+    run = tmp_path / "run"
+    _train(_agent(env), env, run, 4)
+    with pytest.raises(ra.ConfigMismatchError, match=r"loop\.num_updates: 4 -> 6"):
+        _train(_agent(env), env, run, 6)
+    _train(_agent(env), env, run, 6, allow_config_change=True)
+    (change,) = json.loads((run / "config.json").read_text())["changes"]
+    assert change["fields"] == [["loop.num_updates", 4, 6]]
+
+
+def test_ctrl_c_keeps_the_last_report_and_its_records(tmp_path):
+    env = DelayedRecall(num_envs=2, delay=2)
+
+    class Interrupt:  # Ctrl-C while the report of update 6 is written
+        def write(self, step, scalars):
+            if scalars["updates"] == 6:
+                raise KeyboardInterrupt
+
+        def close(self):
+            pass
+
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        _train(_agent(env), env, run, 10, every=2, writers=Interrupt())
+    # Checkpoints at 2 and 4 by period; Ctrl-C kept update 4, the last report
+    # that completed, not 6, whose records may be half written.
+    assert ra.Checkpointer(str(run / "ckpt")).all_steps() == [2, 4]
+    resumed = _train(_agent(env), env, run, 10, every=2)
+    assert [h["updates"] for h in resumed.history] == [2, 4, 6, 8, 10]
+    assert _records(run) == _records(_whole_run(tmp_path, env, 10))
+
+
+def _whole_run(tmp_path, env, updates):
+    run = tmp_path / "whole"
+    _train(_agent(env), env, run, updates, every=2)
+    return run
 
 
 def _scalars(log_dir):
@@ -341,7 +394,7 @@ def test_no_readable_checkpoint_is_an_error_not_a_silent_restart(tmp_path):
         pytest.warns(ra.CheckpointWarning),
         pytest.raises(ra.CheckpointNotReadableError) as e,
     ):
-        _train(_agent(env), env, run, 4)
+        _train(_agent(env), env, run, 2)
     assert "none of the checkpoints" in _one_line(e)
 
 
@@ -423,7 +476,8 @@ def test_a_second_process_on_a_run_folder_is_refused_at_once(tmp_path):
         holder.kill()
         holder.wait()
     # The lock dies with its holder: the run resumes.
-    assert [h["updates"] for h in _train(_agent(env), env, run, 4).history] == [2, 4]
+    resumed = _train(_agent(env), env, run, 4, allow_config_change=True)
+    assert [h["updates"] for h in resumed.history] == [2, 4]
 
 
 # ------------------------------------------------------------ agents' doors

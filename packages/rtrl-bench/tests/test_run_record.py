@@ -168,7 +168,10 @@ def test_resume_under_another_budget_is_refused_then_allowed(whole, tmp_path, ca
     shorter = [a if a != str(FRAMES) else str(FRAMES // 2) for a in RUN]
     argv = [*shorter, "--logdir", str(logdir), "--resume", "--allow-config-change"]
     assert main(argv) == 2
-    assert "at update 300, past this run's num_updates=150" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "has trained 300 updates (38400 frames), more than --frames 19200" in err
+    assert "ask for --frames 38400 or more (nothing was changed)" in err
+    assert (run / "result.json").read_text() == before  # not set aside
     # Allowed: the run continues from its last checkpoint to the new budget.
     argv = [*longer, "--logdir", str(logdir), "--resume", "--allow-config-change"]
     assert main(argv) == 0
@@ -266,15 +269,24 @@ def _bad_inputs(tmp_path):
             ["run", "horizon", "--logdir", str(a_file / "sub")],
             "cannot be written (Not a directory)",
         ),
-        (["run", "horizon", "--frames", "1e6x", *logdir], "is not a number"),
+        (["run", "horizon", "--frames", "1e6x", *logdir], "is not a whole number"),
         (["run", "horizon", "--frames", "0", *logdir], "must be a whole number >= 1"),
         (["run", "horizon", "--keep-checkpoints", "1", *logdir], "keep at least 2"),
+        (["run", "horizon", "--variants", "rtrl", "--eval-every", "0"], ">= 1"),
+        (["run", "copy", "--eval-every", "10", *logdir], "drop --eval-every"),
         (["run", "horizn", *logdir], "Did you mean horizon"),
         (["report", str(tmp_path / "bad")], "result.json is not valid JSON at line 2"),
         (["report", str(tmp_path / "nokeys")], "is not a result of `rtrl-bench run`"),
         (["report", str(tmp_path / "nowhere")], "is not a folder"),
         (["gradcheck", "--length", "0"], "'0' must be a whole number >= 1"),
-        (["gradcheck", "--segments", "x"], "'x' is not a number"),
+        (["gradcheck", "--segments", "x"], "'x' is not a whole number"),
+        (["run", "horizon", "--logdir", ""], "--logdir is empty"),
+        (["run", "horizon", "--agent.learnin-rate", "1", *logdir], "did you mean"),
+        (["run", "horizon", "--agent.learning-rate", "-1", *logdir], "positive"),
+        (["run", "horizon", "--core.hidden-size", "x", *logdir], "hidden-size"),
+        (["run", "horizon", "--config", str(a_file), *logdir], "is not JSON"),
+        (["eval", str(tmp_path / "nowhere")], "is not a folder"),
+        (["eval", str(tmp_path)], "holds no config.json"),
         (["envs", "atari/Brekout"], "unknown environment 'atari/Brekout'"),
         (["speed", "--config", "1,2,3"], "must be four whole numbers >= 1: N,D,T,B"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),

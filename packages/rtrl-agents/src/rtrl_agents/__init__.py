@@ -29,6 +29,8 @@ from ._distributed import host_params as host_params
 from ._distributed import train_distributed as train_distributed
 from ._driver import TrainResult as TrainResult
 from ._driver import default_run_config as default_run_config
+from ._driver import initial_run_state as initial_run_state
+from ._driver import open_writers as open_writers
 from ._driver import summarise as summarise
 from ._driver import train as train
 from ._env import EnvironmentLike as EnvironmentLike
@@ -164,8 +166,10 @@ __all__ = [
     "host_params",
     "impala_network",
     "init_runner",
+    "initial_run_state",
     "make_train",
     "normalize",
+    "open_writers",
     "ppo_clip_loss",
     "read_metrics",
     "read_run_config",

@@ -15,6 +15,8 @@ import contextlib
 import hashlib
 import logging
 import os
+import sys
+import threading
 import warnings
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -409,10 +411,48 @@ def _quiet_orbax():
     logger = logging.getLogger("absl")
     level = logger.level
     logger.setLevel(logging.ERROR)
+    _drop_closed_loop_tracebacks()
     try:
         yield
     finally:
         logger.setLevel(level)
+
+
+def _is_closed_loop(exc: BaseException | None) -> bool:
+    return isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed"
+
+
+def _drop_closed_loop_tracebacks() -> None:
+    """When a read fails, tensorstore completes the read's other pending futures
+    after orbax has closed the asyncio loop that awaited them; each completion
+    raises ``RuntimeError('Event loop is closed')`` in tensorstore's thread,
+    which Python prints as a traceback (up to dozens per damaged checkpoint).
+    Those, and only those, are dropped; every other error still reaches the
+    hooks that were installed before (installed once per process)."""
+    if getattr(sys.excepthook, "_rtrl_filter", False):
+        return
+    previous = sys.excepthook
+
+    def excepthook(kind, exc, tb):
+        if not _is_closed_loop(exc):
+            previous(kind, exc, tb)
+
+    excepthook._rtrl_filter = True  # type: ignore[attr-defined]
+    sys.excepthook = excepthook
+    previous_unraisable = sys.unraisablehook
+
+    def unraisablehook(info):
+        if not _is_closed_loop(info.exc_value):
+            previous_unraisable(info)
+
+    sys.unraisablehook = unraisablehook
+    previous_thread = threading.excepthook
+
+    def thread_excepthook(args):
+        if not _is_closed_loop(args.exc_value):
+            previous_thread(args)
+
+    threading.excepthook = thread_excepthook
 
 
 def _first_line(e: BaseException, limit: int = 120) -> str:

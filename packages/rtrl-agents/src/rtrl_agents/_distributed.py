@@ -30,7 +30,9 @@ and shuts the actors down. Logging, checkpoints and resume are those of
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
+import sys
 import threading
 import time
 import uuid
@@ -46,14 +48,15 @@ from ._actor import TRACE_UPDATES, Actor, concat_rollouts
 from ._config import LoopConfig, R2ACConfig
 from ._core import AgentState, take_hyperparams
 from ._driver import (
+    Reporter,
     TrainResult,
     _host_run_state,
-    _report,
     check_finite,
     default_run_config,
+    open_writers,
     stack_reports,
 )
-from ._logging import MetricWriter, MultiWriter, default_writers
+from ._logging import MetricWriter
 from ._loop import _raw_key
 from ._r2ac import R2AC
 from ._record import RunRecord
@@ -356,7 +359,7 @@ def train_distributed(
     writers: MetricWriter | None = None,
     checkpoint_dir: str | None = None,
     progress: bool = False,
-    resume: bool = True,
+    resume: bool = False,
     seed: int = 0,
     name: str | None = None,
     run_config: Any = None,
@@ -429,7 +432,7 @@ def train_distributed(
         record = RunRecord(
             log_dir,
             checkpoint_dir,
-            run_config=default_run_config(agent, agent.spec)
+            run_config=default_run_config(agent, agent.spec, loop)
             if run_config is None
             else run_config,
             resume=resume,
@@ -442,17 +445,20 @@ def train_distributed(
         with record:
             template = _host_run_state(agent.init(k_agent), k_run, zeros, zeros, 0)
             run, done = record.begin(template, loop.num_updates)
+            if done and progress:
+                print(record.resume_line(loop.num_updates), file=sys.stderr)
             state, frames = run.agent, int(run.frames)
             if record.changes:
                 state = take_hyperparams(state, template.agent)
-            sink = MultiWriter(
-                [
-                    default_writers(
-                        log_dir, loop.num_updates * frames_per_update, progress
-                    )
-                ]
-                + ([writers] if writers is not None else [])
+            sink = open_writers(
+                record,
+                log_dir,
+                writers,
+                loop.num_updates * frames_per_update,
+                progress,
+                frames,
             )
+            report = Reporter(sink, list(record.history), loop.num_updates)
 
             def snapshot():
                 return _host_run_state(state, k_run, zeros, zeros, frames)
@@ -460,9 +466,15 @@ def train_distributed(
             update = eqx.filter_jit(agent.update)
             pool.publish(done, state)
             pool.start()
-            history: list[dict[str, float]] = list(record.history)
             reports: list[dict] = []
             t0, frames0, learn_s = time.perf_counter(), frames, 0.0
+            # The state as of the last completed report (what a Ctrl-C keeps,
+            # so that the checkpoint and the logs agree).
+            reported = (
+                done,
+                functools.partial(_host_run_state, state, k_run, zeros, zeros, frames),
+                frames,
+            )
             try:
                 while done < loop.num_updates:
                     rollouts, lags = [], []
@@ -497,22 +509,19 @@ def train_distributed(
                         check_finite(stacked, done - len(reports) + 1)
                         wall = max(time.perf_counter() - t0, 1e-9)
                         stacked["learner_share"] = np.asarray(learn_s / wall)
-                        _report(sink, history, stacked, done, t0, frames0)
+                        report(stacked, done, t0, frames0, state)
                         reports, learn_s = [], 0.0
                         t0, frames0 = time.perf_counter(), frames
+                        reported = (done, snapshot(), frames)
                         record.maybe_save(
-                            done, snapshot, frames, final=done == loop.num_updates
+                            done, reported[1], frames, final=done == loop.num_updates
                         )
             except KeyboardInterrupt:
-                # Ctrl-C: keep the work done so far (its reports included), then
+                # Ctrl-C: keep the work up to the last completed report, then
                 # shut down (finally).
-                if reports and record.checkpointer is not None:
-                    stacked = stack_reports(reports)
-                    check_finite(stacked, done - len(reports) + 1)
-                    _report(sink, history, stacked, done, t0, frames0)
-                record.maybe_save(done, snapshot, frames, final=True)
+                record.maybe_save(*reported, final=True)
                 raise
-            return TrainResult(snapshot(), history)
+            return TrainResult(snapshot(), report.history)
     finally:
         if pool is not None:
             pool.shutdown()

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import equinox as eqx
@@ -99,12 +100,19 @@ def check_finite(metrics: Mapping[str, Any], first_update: int) -> None:
         )
 
 
-def default_run_config(agent: Agent, spec: Any) -> dict[str, Any]:
+def default_run_config(
+    agent: Agent, spec: Any, loop: LoopConfig | None = None
+) -> dict[str, Any]:
     """What a run records and compares on resume when no ``run_config`` is
-    given: the agent's config and the environment's name, shapes and streams."""
+    given: the agent's config, the run's length and report period, and the
+    environment's name, shapes and streams (checkpoint periods may change on
+    resume; they are not part of it)."""
     config = getattr(agent, "config", None)
     return {
         "agent": None if config is None else config_to_json(config),
+        "loop": None
+        if loop is None
+        else {"num_updates": loop.num_updates, "log_every": loop.log_every},
         "env": {
             "name": getattr(spec, "name", None),
             "observation_shape": list(getattr(spec, "observation_shape", ())),
@@ -124,10 +132,12 @@ def train(
     writers: MetricWriter | None = None,
     checkpoint_dir: str | None = None,
     progress: bool = False,
-    resume: bool = True,
+    resume: bool = False,
     run_config: Any = None,
     allow_config_change: bool = False,
     provenance: Mapping[str, Any] | None = None,
+    evaluator: Callable[[Any, int], Mapping[str, float]] | None = None,
+    eval_every: int | None = None,
 ) -> TrainResult:
     """Trains ``agent`` on ``env`` for ``config.num_updates`` updates.
 
@@ -145,8 +155,10 @@ def train(
             checkpoint is also saved after the last update.
         progress: show a progress bar over frames.
         resume: continue the run in ``log_dir``/``checkpoint_dir`` from its
-            newest readable checkpoint (logs after it are cut). Without it,
-            folders that already hold a run are refused.
+            newest readable checkpoint (logs after it are cut); with progress
+            on, a line says which. Without it (the default), folders that
+            already hold a run are refused: nothing is resumed or mixed up
+            unless asked.
         run_config: the run's config as JSON (see :func:`config_to_json`),
             recorded in ``config.json`` and checkpoints and compared on resume;
             default :func:`default_run_config` (agent config and env spec).
@@ -155,6 +167,13 @@ def train(
             a function of the update count, so it continues from the resumed
             update under the new config).
         provenance: JSON kept in ``config.json`` (versions, machine, ...).
+        evaluator: ``evaluator(agent_state, updates) -> {name: value}``, run
+            every ``eval_every`` updates (at reports) and after the last one;
+            its values join the report as ``eval/<name>`` (e.g. a greedy
+            evaluation on held-out environments). It must not touch the
+            training state or RNG (a resumed run stays exact).
+        eval_every: updates between evaluations (a multiple of
+            ``config.log_every``).
 
     Returns:
         The final state and the reports.
@@ -168,6 +187,11 @@ def train(
             (not applied, not saved).
     """
     check_env_matches(getattr(agent, "spec", env.spec), env.spec)
+    if eval_every is not None and (eval_every < 1 or eval_every % config.log_every):
+        raise ValueError(
+            f"eval_every={eval_every} must be a positive multiple of log_every="
+            f"{config.log_every} (evaluations happen at reports)."
+        )
     periodic = config.checkpoint_every is not None or config.checkpoint_seconds
     if periodic and checkpoint_dir is None:
         raise ValueError(
@@ -177,7 +201,7 @@ def train(
     record = RunRecord(
         log_dir,
         checkpoint_dir,
-        run_config=default_run_config(agent, env.spec)
+        run_config=default_run_config(agent, env.spec, config)
         if run_config is None
         else run_config,
         resume=resume,
@@ -189,60 +213,146 @@ def train(
     )
     frames_per_update = agent.rollout_length * agent.num_envs
     with record:
-        if bool(getattr(env.spec, "is_jax", True)):
-            template = init_runner(agent, env, key)
-        else:
-            template = _host_template(agent, key)
+        template = initial_run_state(agent, env, key)
         runner, done = record.begin(template, config.num_updates)
+        if done and progress:
+            print(record.resume_line(config.num_updates), file=sys.stderr, flush=True)
         if record.changes:
             runner = eqx.tree_at(
                 lambda r: r.agent,
                 runner,
                 take_hyperparams(runner.agent, template.agent),
             )
-        sinks: list[MetricWriter] = [
-            default_writers(log_dir, config.num_updates * frames_per_update, progress)
-        ]
-        if writers is not None:
-            sinks.append(writers)
-        sink = MultiWriter(sinks)
+        sink = open_writers(
+            record,
+            log_dir,
+            writers,
+            config.num_updates * frames_per_update,
+            progress,
+            int(runner.frames),
+        )
+        report = Reporter(
+            sink, list(record.history), config.num_updates, evaluator, eval_every
+        )
         try:
             loop = (
                 _train_jax if bool(getattr(env.spec, "is_jax", True)) else _train_host
             )
-            return loop(agent, env, key, config, sink, record, runner, done)
+            return loop(agent, env, key, config, report, record, runner, done)
         finally:
             sink.close()
 
 
-def _report(sink, history, metrics, done, t0, frames0):
-    metrics = jax.device_get(metrics)
-    scalars = summarise(metrics)
-    dt = max(time.perf_counter() - t0, 1e-9)
-    scalars["fps"] = (scalars["frames"] - frames0) / dt
-    scalars["updates"] = float(done)
-    sink.write(int(scalars["frames"]), scalars)
-    # The same record as metrics.jsonl holds (so a resumed history, which
-    # starts with the records read back, has one form throughout).
-    history.append({"step": int(scalars["frames"]), **scalars})
-    return scalars
+def open_writers(
+    record: RunRecord,
+    log_dir: str | None,
+    writers: MetricWriter | None,
+    total_frames: int,
+    progress: bool,
+    frames: int,
+) -> MultiWriter:
+    """The writers of a run (TensorBoard, ``metrics.jsonl``, the bar and any
+    extra ones); a run that starts from scratch records its config in
+    TensorBoard (text and hparams)."""
+    sinks: list[MetricWriter] = [
+        default_writers(log_dir, total_frames, progress, initial_frames=frames)
+    ]
+    if writers is not None:
+        sinks.append(writers)
+    sink = MultiWriter(sinks)
+    if record.start_step == 0 and record.run_config is not None:
+        sink.write_config(record.run_config)
+    return sink
 
 
-def _train_jax(agent, env, key, config, sink, record, runner, done):
+class Reporter:
+    """Turns ``K`` updates' stacked metrics into one report and writes it.
+
+    The report's ``fps`` covers the updates since the previous report; the
+    first report of a process leaves it out (``nan``), since its time includes
+    compiling the training step. With an ``evaluator``, every ``eval_every``
+    updates (and after the last one) its scalars join the report under
+    ``eval/`` (TensorBoard tags ``eval/<name>``).
+
+    Args:
+        sink: where reports go.
+        history: the records so far (appended to).
+        num_updates: the run's length.
+        evaluator: ``evaluator(agent_state, updates) -> {name: value}``, or
+            ``None``.
+        eval_every: updates between evaluations.
+    """
+
+    def __init__(
+        self,
+        sink: MetricWriter,
+        history: list[dict[str, float]],
+        num_updates: int,
+        evaluator: Callable[[Any, int], Mapping[str, float]] | None = None,
+        eval_every: int | None = None,
+    ):
+        self.sink, self.history, self.num_updates = sink, history, num_updates
+        self.evaluator, self.eval_every = evaluator, eval_every
+        self._first = True
+
+    def __call__(
+        self, metrics: Mapping[str, Any], done: int, t0: float, frames0: float, state
+    ) -> dict[str, float]:
+        scalars = summarise(jax.device_get(metrics))
+        dt = max(time.perf_counter() - t0, 1e-9)
+        scalars["fps"] = (
+            float("nan") if self._first else (scalars["frames"] - frames0) / dt
+        )
+        self._first = False
+        scalars["updates"] = float(done)
+        due = self.eval_every and (
+            done % self.eval_every == 0 or done == self.num_updates
+        )
+        if self.evaluator is not None and due:
+            agent_state = state() if callable(state) else state
+            for name, value in self.evaluator(agent_state, done).items():
+                scalars[f"eval/{name}"] = float(value)
+        self.sink.write(int(scalars["frames"]), scalars)
+        # The same record as metrics.jsonl holds (so a resumed history, which
+        # starts with the records read back, has one form throughout).
+        self.history.append({"step": int(scalars["frames"]), **scalars})
+        return scalars
+
+
+def _train_jax(agent, env, key, config, report, record, runner, done):
     chunk = eqx.filter_jit(run_updates)
-    history: list[dict[str, float]] = list(record.history)
-    while done < config.num_updates:
-        k = min(config.log_every, config.num_updates - done)
-        t0, frames0 = time.perf_counter(), float(runner.frames)
-        new_runner, metrics = chunk(agent, env, runner, k)
-        metrics = jax.device_get(metrics)
-        check_finite(metrics, done + 1)
-        runner = new_runner
-        done += k
-        _report(sink, history, metrics, done, t0, frames0)
-        final = done == config.num_updates
-        record.maybe_save(done, runner, int(runner.frames), final=final)
-    return TrainResult(runner, history)
+    # The state as of the last completed report (what a Ctrl-C keeps, so that
+    # the checkpoint and the logs agree).
+    reported = (done, runner, int(runner.frames))
+    try:
+        while done < config.num_updates:
+            k = min(config.log_every, config.num_updates - done)
+            t0, frames0 = time.perf_counter(), float(runner.frames)
+            new_runner, metrics = chunk(agent, env, runner, k)
+            metrics = jax.device_get(metrics)
+            check_finite(metrics, done + 1)
+            runner = new_runner
+            done += k
+            report(metrics, done, t0, frames0, runner.agent)
+            reported = (done, runner, int(runner.frames))
+            final = done == config.num_updates
+            record.maybe_save(done, runner, int(runner.frames), final=final)
+    except KeyboardInterrupt:
+        # Ctrl-C: keep the work up to the last completed report.
+        record.maybe_save(*reported, final=True)
+        raise
+    return TrainResult(runner, report.history)
+
+
+def initial_run_state(agent: Agent, env: Any, key: jax.Array) -> RunnerState:
+    """The state a run of ``agent`` on ``env`` starts from (what its checkpoints
+    restore into): :func:`init_runner` for a JAX environment; for a host
+    environment, parameters, optimizer state, RNG and counters (the simulator
+    and the carries are not part of it)."""
+    if bool(getattr(env.spec, "is_jax", True)):
+        return init_runner(agent, env, key)
+    check_env_matches(getattr(agent, "spec", env.spec), env.spec)
+    return _host_template(agent, key)
 
 
 def _host_template(agent, key):
@@ -254,7 +364,7 @@ def _host_template(agent, key):
     return _host_run_state(agent.init(k_agent), k_run, np.zeros(n), np.zeros(n), 0)
 
 
-def _train_host(agent, env, key, config, sink, record, run, done):
+def _train_host(agent, env, key, config, report, record, run, done):
     # Host simulators cannot be restored: on resume the environment restarts and
     # so do the carries; parameters, optimizer state, RNG and counters resume.
     k_env = jax.random.split(_raw_key(jnp.asarray(key)), 3)[1]
@@ -262,28 +372,36 @@ def _train_host(agent, env, key, config, sink, record, run, done):
     actor = Actor(agent, env, k_env, run.key, state)
     update = eqx.filter_jit(agent.update)
     frames = int(run.frames)
-    history: list[dict[str, float]] = list(record.history)
     pending: list[dict] = []
     t0, frames0 = time.perf_counter(), frames
-    while done < config.num_updates:
-        batch, stats = actor.rollout(state)
-        frames += actor.frames_per_rollout
-        state, metrics = update(state, batch)
-        pending.append({**metrics, **stats, "frames": frames})
-        done += 1
-        if len(pending) == config.log_every or done == config.num_updates:
-            stacked = stack_reports(pending)
-            check_finite(stacked, done - len(pending) + 1)
-            _report(sink, history, stacked, done, t0, frames0)
-            pending, t0, frames0 = [], time.perf_counter(), frames
-            record.maybe_save(
-                done,
-                functools.partial(_host_run_state, state, *_actor_stats(actor, frames)),
-                frames,
-                final=done == config.num_updates,
-            )
+    # The state as of the last report (what a Ctrl-C keeps).
+    snapshot = functools.partial(_host_run_state, state, *_actor_stats(actor, frames))
+    reported = (done, snapshot, frames)
+    try:
+        while done < config.num_updates:
+            batch, stats = actor.rollout(state)
+            frames += actor.frames_per_rollout
+            state, metrics = update(state, batch)
+            pending.append({**metrics, **stats, "frames": frames})
+            done += 1
+            if len(pending) == config.log_every or done == config.num_updates:
+                stacked = stack_reports(pending)
+                check_finite(stacked, done - len(pending) + 1)
+                report(stacked, done, t0, frames0, state)
+                pending, t0, frames0 = [], time.perf_counter(), frames
+                snapshot = functools.partial(
+                    _host_run_state, state, *_actor_stats(actor, frames)
+                )
+                reported = (done, snapshot, frames)
+                record.maybe_save(
+                    done, snapshot, frames, final=done == config.num_updates
+                )
+    except KeyboardInterrupt:
+        # Ctrl-C: keep the work up to the last completed report.
+        record.maybe_save(*reported, final=True)
+        raise
     run = _host_run_state(state, *_actor_stats(actor, frames), carry=actor.carry)
-    return TrainResult(run, history)
+    return TrainResult(run, report.history)
 
 
 def _actor_stats(actor, frames):

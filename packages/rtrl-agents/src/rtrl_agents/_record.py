@@ -219,7 +219,7 @@ def read_run_config(directory: str) -> dict[str, Any] | None:
             data = json.load(f)
     except json.JSONDecodeError as e:
         raise ValueError(
-            f"{path} is not valid JSON ({e.msg} at line {e.lineno}): restore it or "
+            f"{path} is not valid JSON ({e.msg}; line {e.lineno}): restore it or "
             "use another folder."
         ) from None
     if not isinstance(data, dict) or "config" not in data:
@@ -390,10 +390,12 @@ class RunRecord:
                 if not diff and found.config is not None:
                     diff = config_diff(found.config, self.run_config)
         if num_updates is not None and done > num_updates:
+            frames = self.start_info.get("frames")
+            at = f"update {done}" + (f" ({frames} frames)" if frames else "")
             raise ValueError(
-                f"the checkpoint in {self.checkpoint_dir} is at update {done}, past "
-                f"this run's num_updates={num_updates}: ask for at least {done} "
-                "updates (nothing was changed)."
+                f"the run in {self.checkpoint_dir} has trained to {at}, past this "
+                f"config's num_updates={num_updates}: ask for at least as much "
+                "(nothing was changed)."
             )
         if done == 0 and recorded is not None and self.checkpointer is None:
             raise RunExistsError(
@@ -432,6 +434,16 @@ class RunRecord:
             payload["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         data = json.dumps(payload, indent=2, sort_keys=False).encode()
         _replace_atomically(os.path.join(self.log_dir, CONFIG_FILE), data)
+
+    def resume_line(self, num_updates: int) -> str:
+        """``resuming from checkpoint 600 of 1575 updates, 76,800 frames (dir)``:
+        what :meth:`begin` restored."""
+        frames = self.start_info.get("frames")
+        where = f", {frames:,} frames" if isinstance(frames, int) else ""
+        return (
+            f"resuming from checkpoint {self.start_step} of {num_updates} updates"
+            f"{where} ({self.checkpoint_dir})"
+        )
 
     # -- checkpoints ----------------------------------------------------------
 

@@ -17,6 +17,10 @@ from ._experiments import get_experiment as get_experiment
 from ._experiments import list_experiments as list_experiments
 from ._gradcheck import GradcheckRow as GradcheckRow
 from ._gradcheck import run_gradcheck as run_gradcheck
+from ._load import EvalResult as EvalResult
+from ._load import LoadedRun as LoadedRun
+from ._load import evaluate_run as evaluate_run
+from ._load import load as load
 from ._provenance import provenance as provenance
 from ._reference import CITATION as CITATION
 from ._reference import ReferenceResult as ReferenceResult
@@ -29,6 +33,7 @@ from ._run import BackendMissingError as BackendMissingError
 from ._run import CheckpointPolicy as CheckpointPolicy
 from ._run import RunConfig as RunConfig
 from ._run import RunResult as RunResult
+from ._run import evaluate as evaluate
 from ._run import evaluate_greedy as evaluate_greedy
 from ._run import run_experiment as run_experiment
 
@@ -41,8 +46,10 @@ __all__ = [
     "ComplexityResult",
     "ComplexityRow",
     "EnvConfig",
+    "EvalResult",
     "Experiment",
     "GradcheckRow",
+    "LoadedRun",
     "ReferenceResult",
     "RunConfig",
     "RunResult",
@@ -51,9 +58,12 @@ __all__ = [
     "UnknownVariantError",
     "Variant",
     "VariantSummary",
+    "evaluate",
     "evaluate_greedy",
+    "evaluate_run",
     "get_experiment",
     "list_experiments",
+    "load",
     "load_reference",
     "main",
     "provenance",

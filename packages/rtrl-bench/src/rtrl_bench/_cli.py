@@ -15,6 +15,8 @@ import sys
 import warnings
 from pathlib import Path
 
+import numpy as np
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors (argparse prints the usage block first)."""
@@ -23,13 +25,43 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+class _Help(argparse.HelpFormatter):
+    """Shows an option's default unless it has none or its help names it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (
+            "default" not in text
+            and action.default not in (None, False, argparse.SUPPRESS)
+            and action.option_strings
+        ):
+            default = action.default
+            if isinstance(default, list | tuple):
+                default = " ".join(
+                    ",".join(map(str, d)) if isinstance(d, tuple) else str(d)
+                    for d in default
+                )
+            text += f" (default: {default})"
+        return text
+
+
+def _keep(text: str) -> int:
+    value = _count(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: keep at least 2, so that an unreadable newest checkpoint "
+            "has a fallback"
+        )
+    return value
+
+
 def _count(text: str) -> int:
     """A positive count, also written as ``1e6`` or ``2_000_000``."""
     try:
         value = float(text.replace("_", ""))
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a number (write e.g. 2000000 or 2e6)"
+            f"{text!r} is not a whole number (write e.g. 3, 2000000 or 2e6)"
         ) from None
     if not (math.isfinite(value) and value.is_integer() and value >= 1):
         raise argparse.ArgumentTypeError(f"{text!r} must be a whole number >= 1")
@@ -195,10 +227,14 @@ def _complexity(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     from ._experiments import EXPERIMENTS
 
+    print(f"{'experiment':38s} {'frames':>10s}  variants (the paper's budget)")
     for name, exp in EXPERIMENTS.items():
         arms = ", ".join(v.name for v in exp.variants)
         needs = f" [needs {exp.requires}]" if exp.requires else ""
-        print(f"{name:38s} {exp.frames:>10,d} frames  {arms}{needs}")
+        paper = (
+            f" (paper: {exp.paper_frames:.3g} env frames)" if exp.paper_frames else ""
+        )
+        print(f"{name:38s} {exp.frames:>10,d}  {arms}{paper}{needs}")
         if args.verbose:
             print(f"    {exp.description}")
     return 0
@@ -206,8 +242,25 @@ def _list(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from ._experiments import get_experiment
+    from ._overrides import configure, print_help
     from ._run import CheckpointPolicy, RayOptions, run_experiment
 
+    prog = f"rtrl-bench run {args.name or 'NAME'}"
+    if args.help:
+        args.parser.print_help()
+        if args.name:
+            exp = get_experiment(args.name)
+            print(
+                f"\nEvery field of {exp.name}'s config can be set, in every variant "
+                "it runs (--core.X, --torso.X, --heads.X stand for "
+                "--agent.network.core.X, ...); defaults of its first variant:\n"
+            )
+            print_help(exp.variants[0].config, prog)
+        return 0
+    if not args.name:
+        raise ValueError(
+            "give an experiment: rtrl-bench run NAME (see rtrl-bench list)"
+        )
     ray = None if args.ray is None else RayOptions(args.ray, args.actors)
     policy = CheckpointPolicy(
         every_updates=args.checkpoint_every,
@@ -215,22 +268,69 @@ def _run(args: argparse.Namespace) -> int:
         keep=args.keep_checkpoints,
     )
     exp = get_experiment(args.name)
+    exp, variants = configure(
+        exp,
+        tuple(args.variants) if args.variants else None,
+        list(args.overrides),
+        args.config,
+        prog,
+    )
     results = run_experiment(
         exp,
         args.logdir,
         frames=args.frames,
         seeds=args.seeds,
-        variants=tuple(args.variants) if args.variants else None,
+        variants=variants,
         resume=args.resume,
         progress=not args.quiet,
         ray=ray,
         allow_config_change=args.allow_config_change,
         checkpoints=policy,
+        eval_every=args.eval_every,
     )
     print(f"\n{exp.name}: greedy {exp.metric} on {exp.eval_episodes} held-out episodes")
     for r in results:
         print(f"  {r.variant:14s} seed {r.seed}: {r.score:.3f} ({r.frames} frames)")
     print(f"TensorBoard logs: {Path(args.logdir) / exp.name}")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import json
+
+    from ._load import evaluate_run, load
+
+    run = load(args.rundir, step=args.step)
+    result = evaluate_run(
+        run,
+        episodes=args.episodes,
+        greedy=not args.sample,
+        seed=args.seed,
+        video=args.video,
+    )
+    how = "greedy" if result.greedy else "sampled"
+    print(
+        f"{run.config.experiment}/{run.config.variant} seed {run.config.seed}, "
+        f"checkpoint {run.step} of {run.config.num_updates} updates, on "
+        f"{run.config.env.name} (held-out seed)"
+    )
+    returns = np.asarray(result.returns)
+    print(
+        f"{how} {result.metric} {result.score:.4g} over {len(returns)} episodes "
+        f"(return mean {returns.mean():.4g}, min {returns.min():.4g}, max "
+        f"{returns.max():.4g})"
+    )
+    stored = Path(args.rundir) / "result.json"
+    if (
+        stored.exists()
+        and result.greedy
+        and args.episodes is None
+        and args.seed is None
+    ):
+        score = json.loads(stored.read_text()).get("score")
+        print(f"result.json's greedy {result.metric}: {score}")
+    if result.video:
+        print(f"wrote {result.video}")
     return 0
 
 
@@ -273,8 +373,14 @@ def _report(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="rtrl-bench",
+        allow_abbrev=False,
         description="Benchmarks and studies of exact real-time recurrent learning.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_Help,
+    )
+    from . import __version__
+
+    parser.add_argument(
+        "--version", action="version", version=f"rtrl-bench {__version__}"
     )
     sub = parser.add_subparsers(dest="command", required=True)
     common = _Parser(add_help=False)
@@ -286,7 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
         return sub.add_parser(
             name,
             parents=[common],
-            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+            allow_abbrev=False,
+            formatter_class=_Help,
             **kw,
         )
 
@@ -299,7 +406,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("speed", help="time and memory of bptt, chunked and online")
     p.add_argument(
-        "--cells", nargs="+", default=["ELSTM", "LRU", "RTU(linear)", "RTU(nonlinear)"]
+        "--cells",
+        nargs="+",
+        default=["ELSTM", "LRU", "RTU(linear)", "RTU(nonlinear)"],
+        help="cells to time",
     )
     p.add_argument(
         "--config",
@@ -316,12 +426,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=[10, 100, 1000],
         help="rollout lengths T for the memory table (N, D, B of the first config)",
     )
-    p.add_argument("--memory-cells", nargs="+", default=["ELSTM"])
+    p.add_argument(
+        "--memory-cells", nargs="+", default=["ELSTM"], help="cells of the memory table"
+    )
     p.add_argument("--json", default=None, help="also write the results here")
     p.set_defaults(func=_speed)
 
     p = add("envs", help="environment adapters vs raw backends, steps/s")
-    p.add_argument("names", nargs="*", help="environment names (default: a set)")
+    p.add_argument(
+        "names", nargs="*", help="environment names (default: one of each family)"
+    )
     p.add_argument("--num-envs", type=_count, default=8, help="streams per env")
     p.add_argument("--steps", type=_count, default=500, help="calls per timed round")
     p.add_argument("--rounds", type=_count, default=7, help="interleaved rounds")
@@ -349,14 +463,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="with descriptions")
     p.set_defaults(func=_list)
 
-    p = add("run", help="run a registered experiment at any frame budget")
-    p.add_argument("name", help="an experiment from `rtrl-bench list`")
+    p = add(
+        "run",
+        add_help=False,
+        help="run a registered experiment at any frame budget",
+        description="Runs every variant of a registered experiment, for each seed. "
+        "Besides the options below, every field of the experiment's config can be "
+        "set: --agent.learning-rate 1e-3 --core.hidden-size 64 (`rtrl-bench run "
+        "NAME --help` lists them with their defaults); the run's config.json "
+        "records the result.",
+    )
+    p.add_argument(
+        "-h",
+        "--help",
+        action="store_true",
+        help="show this help (and, with NAME, "
+        "every config field of that experiment) and exit",
+    )
+    p.add_argument("name", nargs="?", help="an experiment from `rtrl-bench list`")
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        default=None,
+        help="start from the config of another run (its config.json) instead of "
+        "the registry's; without --variants, that run's variant",
+    )
     p.add_argument(
         "--frames",
         type=_count,
         default=None,
-        help="budget per variant and seed in agent steps (e.g. 2e6); default: the "
-        "experiment's",
+        help="budget per variant and seed in agent steps summed over streams (e.g. "
+        "2e6), rounded up to whole reports; default: the experiment's (see "
+        "`rtrl-bench list`)",
     )
     p.add_argument("--seeds", type=_count, default=1, help="seeds 0 .. K-1")
     p.add_argument(
@@ -375,7 +513,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--frames) under the new ones; R2AC's step size then follows the new "
         "linear decay from the resumed update",
     )
-    p.add_argument("--variants", nargs="+", default=None, help="a subset of variants")
+    p.add_argument(
+        "--variants",
+        nargs="+",
+        default=None,
+        help="run these variants only (default: all; `rtrl-bench list` names them)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument(
         "--checkpoint-every",
@@ -392,9 +535,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--keep-checkpoints",
-        type=_count,
+        type=_keep,
         default=3,
         help="how many of the latest checkpoints to keep (>= 2)",
+    )
+    p.add_argument(
+        "--eval-every",
+        type=_count,
+        default=None,
+        metavar="UPDATES",
+        help="also evaluate greedily on the held-out environments every this many "
+        "updates during training (TensorBoard eval/<metric>; rounded to reports)",
     )
     p.add_argument(
         "--ray",
@@ -402,22 +553,67 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="train R2AC on Ray actors: a cluster address or 'local'",
     )
-    p.add_argument("--actors", type=_count, default=2, help="Ray actors (with --ray)")
-    p.set_defaults(func=_run)
+    p.add_argument(
+        "--actors",
+        type=_count,
+        default=2,
+        help="with --ray: Ray actors; they split the experiment's streams",
+    )
+    p.set_defaults(func=_run, parser=p)
+
+    p = add("eval", help="play a trained run from its folder; print returns")
+    p.add_argument("rundir", help="a run folder: LOGDIR/NAME/VARIANT/seed<K>")
+    p.add_argument(
+        "--episodes",
+        type=_count,
+        default=None,
+        help="episodes to play (default: the run's evaluation episodes)",
+    )
+    p.add_argument(
+        "--sample",
+        action="store_true",
+        help="sample actions from the policy (default: greedy, its mode)",
+    )
+    p.add_argument(
+        "--seed",
+        type=_non_negative_int,
+        default=None,
+        help="evaluation key seed (default: the one `run` scored with)",
+    )
+    p.add_argument(
+        "--step", type=_count, default=None, help="a checkpoint (default: newest)"
+    )
+    p.add_argument(
+        "--video",
+        metavar="FILE",
+        default=None,
+        help="film stream 0 to FILE.mp4 or FILE.gif (pixel environments; needs "
+        "rtrl-bench[video])",
+    )
+    p.set_defaults(func=_eval)
 
     p = add("scale", help="R2AC frames/s: single machine vs 1, 2, ... Ray actors")
     p.add_argument("--experiment", default="horizon", help="an R2AC experiment")
-    p.add_argument("--variant", default="rtrl")
-    p.add_argument("--actors", type=_count, nargs="+", default=[1, 2])
+    p.add_argument("--variant", default="rtrl", help="the variant to train")
+    p.add_argument(
+        "--actors", type=_count, nargs="+", default=[1, 2], help="Ray actor counts"
+    )
     p.add_argument("--updates", type=_count, default=600, help="updates per mode")
-    p.add_argument("--ray", metavar="ADDRESS", default="local")
+    p.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        default="local",
+        help="the Ray cluster, or 'local' for a one-machine cluster",
+    )
     p.add_argument("--seed", type=_non_negative_int, default=0, help="PRNG seed")
     p.add_argument("--json", default=None, help="also write the results here")
     p.set_defaults(func=_scale)
 
     p = add("report", help="markdown tables and PNG curves of runs")
     p.add_argument("dir", help="a --logdir of `rtrl-bench run`")
-    p.add_argument("--out", default=None, help="markdown file (default DIR/report.md)")
+    p.add_argument(
+        "--out", default=None, help="the markdown file (default: DIR/report.md)"
+    )
     p.set_defaults(func=_report)
     return parser
 
@@ -448,7 +644,13 @@ def _one_line(e: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs ``rtrl-bench`` with ``argv``; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "run":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra and not all(a.startswith("--") or not a.startswith("-") for a in extra):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.overrides = extra
     prog = f"rtrl-bench {args.command}"
 
     def show(message, category, filename, lineno, file=None, line=None):

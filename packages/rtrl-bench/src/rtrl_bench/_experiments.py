@@ -485,6 +485,48 @@ def _streaming() -> Experiment:
     )
 
 
+#: MemoryChain lengths registered: the context bit is shown once and asked for
+#: after ``memory_length`` steps; R2AC's rollout is 8 steps.
+MEMORY_CHAIN_LENGTHS = (8, 32, 128)
+MEMORY_CHAIN_M = 8
+
+
+def _memory_chain(length: int) -> Experiment:
+    # As the horizon study: no torso, eLSTM(32), so that the core's input
+    # weights, not a truncated torso, carry the context across the rollouts.
+    net = _mlp_net("elstm", 32, "rtrl", torso=())
+    return Experiment(
+        name=f"gymnax-memorychain-l{length}",
+        description=(
+            f"gymnax MemoryChain-bsuite, memory_length {length} (R2AC rollout "
+            f"M = {MEMORY_CHAIN_M}): the context bit must be recalled "
+            f"{length} steps later; eLSTM(32), RTRL vs TBPTT vs feedforward"
+        ),
+        env=EnvConfig("gymnax/MemoryChain-bsuite", 32, (("memory_length", length),)),
+        variants=_r2ac_arms(net, MEMORY_CHAIN_M, learning_rate=5e-3),
+        frames=2_000_000,
+        metric="success",
+        eval_episodes=256,
+        chance=0.5,
+    )
+
+
+def _minatar(game: str) -> Experiment:
+    net = _mlp_net("elstm", 128, "rtrl", torso=(256,))
+    return Experiment(
+        name=f"gymnax-{game.lower()}-minatar",
+        description=(
+            f"gymnax {game}-MinAtar (10x10 object channels, flattened), R2AC "
+            "MLP(256) + eLSTM(128), M = 20: RTRL vs TBPTT vs feedforward"
+        ),
+        env=EnvConfig(f"gymnax/{game}-MinAtar", 32),
+        variants=_r2ac_arms(net, 20, learning_rate=6e-4),
+        frames=2_000_000,
+        metric="return",
+        eval_episodes=32,
+    )
+
+
 def _build() -> dict[str, Experiment]:
     exps = [_horizon(), _copy(), _trace()]
     exps += [_dmlab(level, m) for level in DMLAB_LEVELS[:2] for m in (10, 50, 100)]
@@ -494,6 +536,8 @@ def _build() -> dict[str, Experiment]:
     exps += [_mujoco(t) for t in ("Ant-P", "HalfCheetah-P", "Hopper-P", "Walker2d-P")]
     exps += [_popgym(t) for t in ("RepeatFirstMedium", "CountRecallMedium")]
     exps += [_streaming()]
+    exps += [_memory_chain(n) for n in MEMORY_CHAIN_LENGTHS]
+    exps += [_minatar("Breakout")]
     return {e.name: e for e in exps}
 
 

@@ -99,6 +99,35 @@ def _load_result(path: Path) -> dict:
         )
     data.setdefault("env_frames", data["frames"])
     data.setdefault("curve", [])
+
+    def number(x):
+        return x is None or (isinstance(x, int | float) and not isinstance(x, bool))
+
+    bad = next(
+        (
+            k
+            for k, ok in (
+                ("score", number(data["score"])),
+                ("frames", isinstance(data["frames"], int)),
+                ("seed", isinstance(data["seed"], int)),
+                (
+                    "curve",
+                    isinstance(data["curve"], list)
+                    and all(
+                        isinstance(p, list) and len(p) == 2 and all(map(number, p))
+                        for p in data["curve"]
+                    ),
+                ),
+            )
+            if not ok
+        ),
+        None,
+    )
+    if bad is not None:
+        raise ValueError(
+            f"{path} has a damaged {bad!r} ({str(data[bad])[:40]}): move it away (or "
+            "run that run again with --resume) and report again."
+        )
     return data
 
 
@@ -329,6 +358,18 @@ def _missing_seeds(results: list[dict]) -> list[str]:
     return out
 
 
+def _mixed_budgets(results: list[dict]) -> list[str]:
+    by_var: dict[str, dict[int, int]] = defaultdict(dict)
+    for r in results:
+        by_var[r["variant"]][int(r["seed"])] = int(r["frames"])
+    return [
+        f"{var}: "
+        + ", ".join(f"seed {s} {_frames(f)}" for s, f in sorted(seeds.items()))
+        for var, seeds in by_var.items()
+        if len(set(seeds.values())) > 1
+    ]
+
+
 def _provenance_line(prov: dict) -> str:
     source = prov.get("source")
     if source is None:  # results written before rtrl-bench 0.3
@@ -375,7 +416,10 @@ def write_report(folder: str | Path, out: str | Path | None = None) -> dict[str,
         png = plot_curves(rs, out.parent / f"{out.stem}_{exp}.png")
         paths[exp] = png
         lines += [f"## {exp}", "", rs[0].get("description", ""), ""]
-        budget = _frames(max(r["frames"] for r in rs))
+        budgets = sorted({r["frames"] for r in rs})
+        budget = " to ".join(
+            _frames(b) for b in (budgets[0], budgets[-1])[: len(budgets)]
+        )
         paper = rs[0].get("paper_frames")
         lines.append(
             f"Budget we ran: {budget} agent steps per seed"
@@ -396,6 +440,13 @@ def write_report(folder: str | Path, out: str | Path | None = None) -> dict[str,
         missing = _missing_seeds(rs)
         if missing:
             lines += ["", f"Missing seeds (no result): {'; '.join(missing)}."]
+        mixed = _mixed_budgets(rs)
+        if mixed:
+            lines += [
+                "",
+                f"**Budgets differ between seeds** ({'; '.join(mixed)}): the "
+                "scores above mix them and are not comparable.",
+            ]
         lines += _paper_rows(rs)
         lines += ["", f"![learning curves]({png.name})", ""]
         lines += [_provenance_line(rs[0].get("provenance", {})), ""]

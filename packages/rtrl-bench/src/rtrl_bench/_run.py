@@ -27,6 +27,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,46 @@ class RunConfig:
 
     metric: str
     """What the final score measures."""
+
+    eval_every: int | None = None
+    """Updates between greedy evaluations during training (logged as
+    ``eval/<metric>``); ``None``: only the final one."""
+
+    def __post_init__(self) -> None:
+        for name in ("experiment", "variant", "metric"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"RunConfig.{name} must be a non-empty string.")
+        for name, low in (
+            ("seed", 0),
+            ("frames", 1),
+            ("num_updates", 1),
+            ("log_every", 1),
+            ("eval_episodes", 1),
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(
+                    f"RunConfig.{name} must be an int >= {low}, got {value!r}."
+                )
+        if not isinstance(self.env, EnvConfig):
+            raise ValueError("RunConfig.env must be an EnvConfig.")
+        if not isinstance(self.agent, AgentConfig):
+            raise ValueError(
+                f"RunConfig.agent must be an agent or sequence config, got "
+                f"{type(self.agent).__name__}."
+            )
+        if self.num_updates % self.log_every:
+            raise ValueError(
+                f"RunConfig.num_updates={self.num_updates} must be a multiple of "
+                f"log_every={self.log_every}."
+            )
+        if self.eval_every is not None and (
+            self.eval_every < 1 or self.eval_every % self.log_every
+        ):
+            raise ValueError(
+                f"RunConfig.eval_every={self.eval_every} must be a positive multiple "
+                f"of log_every={self.log_every}."
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,8 +233,18 @@ def _schedule(frames: int, per_update: int) -> tuple[int, int]:
     return math.ceil(raw / log_every) * log_every, log_every
 
 
-def run_config(exp: Experiment, variant: Variant, seed: int, frames: int) -> RunConfig:
-    """The :class:`RunConfig` of one variant and seed at a frame budget."""
+def run_config(
+    exp: Experiment,
+    variant: Variant,
+    seed: int,
+    frames: int,
+    eval_every: int | None = None,
+) -> RunConfig:
+    """The :class:`RunConfig` of one variant and seed at a frame budget.
+
+    ``eval_every`` (updates between evaluations during training) is rounded up
+    to whole reports.
+    """
     import rtrl_agents as ra
 
     cfg = variant.config
@@ -206,6 +257,13 @@ def run_config(exp: Experiment, variant: Variant, seed: int, frames: int) -> Run
         num_updates, log_every = _schedule(frames, per_update)
         if isinstance(cfg, ra.R2ACConfig):
             cfg = dataclasses.replace(cfg, decay_updates=num_updates)
+    if eval_every is not None:
+        if isinstance(cfg, SequenceConfig):
+            raise ValueError(
+                f"{exp.name} is a sequence experiment: it has no evaluation during "
+                "training (its reports hold its training score); drop --eval-every."
+            )
+        eval_every = max(1, math.ceil(eval_every / log_every)) * log_every
     return RunConfig(
         experiment=exp.name,
         variant=variant.name,
@@ -217,6 +275,7 @@ def run_config(exp: Experiment, variant: Variant, seed: int, frames: int) -> Run
         agent=cfg,
         eval_episodes=exp.eval_episodes,
         metric=exp.metric,
+        eval_every=eval_every,
     )
 
 
@@ -249,6 +308,8 @@ def check_backends(exp: Experiment, ray: RayOptions | None = None) -> None:
 def check_logdir(logdir: str | Path) -> Path:
     """The log folder, made if missing; a one-line ``ValueError`` if it is a file
     or cannot be written."""
+    if not str(logdir).strip():
+        raise ValueError("--logdir is empty: pass a folder.")
     path = Path(logdir)
     if path.exists() and not path.is_dir():
         raise ValueError(f"--logdir {path} is a file, not a folder: pass a folder.")
@@ -265,13 +326,20 @@ def check_logdir(logdir: str | Path) -> Path:
     return path
 
 
-def _make_env(exp: Experiment, seed: int, evaluation: bool = False):
+def make_env(env: EnvConfig, seed: int, evaluation: bool = False):
+    """The environments of a run (``evaluation``: the held-out ones, with the
+    evaluation options, e.g. ProcGen's unseen levels)."""
     import rtrl_envs
 
-    options = dict(exp.env.options)
-    if evaluation and exp.env.eval_options:
-        options = dict(exp.env.eval_options)
-    return rtrl_envs.make(exp.env.name, num_envs=exp.env.num_envs, seed=seed, **options)
+    options = dict(env.options)
+    if evaluation and env.eval_options:
+        options = dict(env.eval_options)
+    return rtrl_envs.make(env.name, num_envs=env.num_envs, seed=seed, **options)
+
+
+def eval_seed(seed: int) -> int:
+    """The seed of a run's held-out evaluation environments."""
+    return seed + 1_000_003
 
 
 def make_actor_env(name: str, num_envs: int, options: tuple, seed: int):
@@ -335,20 +403,32 @@ def _make_agent(config: AgentConfig, spec: Any):
     raise TypeError(f"no agent for {type(config).__name__}")
 
 
-def evaluate_greedy(agent, state, env, key, episodes: int, max_steps: int = 100_000):
-    """Greedy actions (the policy's mode) until ``episodes`` episodes have ended.
+def evaluate(
+    agent,
+    state,
+    env,
+    key,
+    episodes: int,
+    *,
+    greedy: bool = True,
+    max_steps: int = 100_000,
+    on_step: Callable[[Any], None] | None = None,
+) -> list[float]:
+    """Plays until ``episodes`` episodes have ended; returns their returns.
 
     Args:
         agent: the trained agent.
         state: its ``AgentState``.
         env: a fresh environment (held-out seed or levels).
-        key: PRNG key (the actor's key; unused by greedy actions).
+        key: PRNG key (environment reset and, unless greedy, action sampling).
         episodes: how many finished episodes to return.
+        greedy: act with the policy's mode (else sample from it).
         max_steps: give up after this many steps (continuing tasks).
+        on_step: called with every ``TimeStep`` (e.g. to film it).
 
     Returns:
-        The returns of the first ``episodes`` episodes that ended (fewer if
-        ``max_steps`` ran out first).
+        The returns of the first ``episodes`` episodes that ended, in the order
+        they ended (fewer if ``max_steps`` ran out first).
     """
     import equinox as eqx
     import jax
@@ -362,9 +442,11 @@ def evaluate_greedy(agent, state, env, key, episodes: int, max_steps: int = 100_
     ret = np.zeros(env.spec.num_envs)
     done: list[float] = []
     for _ in range(max_steps):
+        if on_step is not None:
+            on_step(ts)
         key, k = jax.random.split(key)
         ts_j = jax.tree.map(jnp.asarray, ts)
-        action, carry, _ = act(state, carry, ts_j, k, greedy=True)
+        action, carry, _ = act(state, carry, ts_j, k, greedy=greedy)
         env_state, ts = step(
             env_state, action if env.spec.is_jax else np.asarray(action)
         )
@@ -377,7 +459,12 @@ def evaluate_greedy(agent, state, env, key, episodes: int, max_steps: int = 100_
     return done[:episodes]
 
 
-def _score(metric: str, returns: list[float]) -> float:
+def evaluate_greedy(agent, state, env, key, episodes: int, max_steps: int = 100_000):
+    """:func:`evaluate` with greedy actions (what ``run`` scores)."""
+    return evaluate(agent, state, env, key, episodes, max_steps=max_steps)
+
+
+def score_returns(metric: str, returns: list[float]) -> float:
     if not returns:
         return float("nan")
     r = np.asarray(returns)
@@ -395,20 +482,59 @@ def _curve(history: list[dict[str, Any]], key: str) -> list[list[float]]:
     return [[h["step"], h[key]] for h in history if h.get(key) is not None]
 
 
-def _stored_result(path: Path) -> RunResult:
-    data = json.loads(path.read_text())
-    fields = {f.name for f in dataclasses.fields(RunResult)}
-    return RunResult(**{k: _none_to_nan(v) for k, v in data.items() if k in fields})
+def _stored_result(path: Path) -> RunResult | None:
+    """The result in ``path``; ``None`` if the file is damaged."""
+    try:
+        data = json.loads(path.read_text())
+        fields = {f.name for f in dataclasses.fields(RunResult)}
+        return RunResult(**{k: _none_to_nan(v) for k, v in data.items() if k in fields})
+    except (ValueError, TypeError, UnicodeDecodeError):
+        return None
+
+
+def check_trained(run_dir: Path, config: RunConfig) -> None:
+    """Raises a one-line ``ValueError`` if the run in ``run_dir`` has trained
+    more updates than ``config`` asks for (nothing is changed)."""
+    ckpt = Path(run_dir) / CHECKPOINT_DIR
+    steps = (
+        [int(p.name) for p in ckpt.iterdir() if p.name.isdigit()]
+        if ckpt.is_dir()
+        else []
+    )
+    if steps and max(steps) > config.num_updates:
+        per_update = _per_update_frames(config)
+        trained = max(steps) * per_update
+        raise ValueError(
+            f"{run_dir} has trained {max(steps)} updates ({trained} frames), more "
+            f"than --frames {config.frames} gives ({config.num_updates} updates): "
+            f"ask for --frames {trained} or more (nothing was changed)."
+        )
+
+
+def _per_update_frames(config: RunConfig) -> int:
+    if isinstance(config.agent, SequenceConfig):
+        from ._sequence import _per_update
+
+        return _per_update(config.agent)
+    import rtrl_agents as ra
+
+    steps = (
+        1
+        if isinstance(config.agent, ra.StreamingACConfig)
+        else config.agent.rollout_length
+    )
+    return steps * config.env.num_envs
 
 
 def _none_to_nan(x: Any) -> Any:
     return float("nan") if x is None else x
 
 
-def _set_aside(path: Path) -> None:
-    """Renames an out-of-date ``result.json`` (its run is being extended)."""
+def _set_aside(path: Path, why: str = "superseded") -> None:
+    """Renames an out-of-date (``superseded``: its run is being extended) or
+    ``damaged`` ``result.json``, keeping it."""
     n = 1
-    while (dst := path.with_name(f"result.superseded-{n}.json")).exists():
+    while (dst := path.with_name(f"result.{why}-{n}.json")).exists():
         n += 1
     path.rename(dst)
 
@@ -425,6 +551,7 @@ def run_variant(
     ray: RayOptions | None = None,
     allow_config_change: bool = False,
     checkpoints: CheckpointPolicy | None = None,
+    eval_every: int | None = None,
 ) -> RunResult:
     """Trains and evaluates one variant with one seed (see the module docstring);
     with ``ray``, R2AC trains on Ray actors (:func:`rtrl_agents.train_distributed`).
@@ -447,16 +574,21 @@ def run_variant(
     from ._provenance import provenance
 
     checkpoints = checkpoints or CheckpointPolicy()
-    config = run_config(exp, variant, seed, frames)
+    config = run_config(exp, variant, seed, frames, eval_every)
     config_json = ra.config_to_json(config)
     result_path = run_dir / RESULT_FILE
     with ra.RunLock(str(run_dir)):
         recorded = ra.read_run_config(str(run_dir)) if resume else None
+        if recorded is not None:
+            check_trained(run_dir, config)
         if recorded is not None and result_path.exists():
             diff = ra.config_diff(recorded["config"], config_json)
-            if not diff:
-                return _stored_result(result_path)
-            if allow_config_change:
+            stored = _stored_result(result_path)
+            if stored is None:  # damaged: evaluated again from the checkpoint
+                _set_aside(result_path, "damaged")
+            elif not diff:
+                return stored
+            elif allow_config_change:
                 _set_aside(result_path)
         t0 = time.perf_counter()
         common = dict(
@@ -477,11 +609,19 @@ def run_variant(
         else:
             # Distributed runs build no training environments here (actors
             # do); the held-out evaluation environment gives the spec instead.
-            eval_env = _make_env(exp, seed + 1_000_003, evaluation=True)
-            env = _make_env(exp, seed) if ray is None else eval_env
+            eval_env = make_env(config.env, eval_seed(seed), evaluation=True)
+            env = make_env(config.env, seed) if ray is None else eval_env
             agent = _make_agent(config.agent, env.spec)
             if ray is None:
-                trained = ra.train(agent, env, jax.random.PRNGKey(seed), loop, **common)
+                trained = ra.train(
+                    agent,
+                    env,
+                    jax.random.PRNGKey(seed),
+                    loop,
+                    evaluator=_evaluator(agent, config) if config.eval_every else None,
+                    eval_every=config.eval_every,
+                    **common,
+                )
             else:
                 env_fn, dist = distributed_setup(exp, variant, ray)
                 trained = ra.train_distributed(
@@ -500,11 +640,15 @@ def run_variant(
             )
             per_update = variant.steps_per_update * exp.env.num_envs
             updates, done_frames = config.num_updates, config.num_updates * per_update
-            score, n_eval = _score(exp.metric, returns), len(returns)
+            score, n_eval = score_returns(exp.metric, returns), len(returns)
             history, curve_key = trained.history, "episode_return"
         # The history is what metrics.jsonl holds: on a resumed run, the
         # records kept from before the resume and this process's.
         curve = _curve(history, curve_key)
+        if math.isfinite(score):  # beside the config in TensorBoard's hparams
+            tb = ra.TensorBoardWriter(str(run_dir))
+            tb.write(int(done_frames), {"result/score": score})
+            tb.close()
         result = RunResult(
             experiment=exp.name,
             variant=variant.name,
@@ -534,11 +678,50 @@ def run_variant(
             "curve": curve,
             "provenance": provenance(),
         }
-        text = json.dumps(payload, indent=2, default=_nan_to_none)
+        text = json.dumps(_finite(payload), indent=2, default=_nan_to_none)
         tmp = result_path.with_name(f".{RESULT_FILE}.tmp-{os.getpid()}")
         tmp.write_text(text)
         os.replace(tmp, result_path)
     return result
+
+
+def _evaluator(agent, config: RunConfig):
+    """Greedy evaluation on the held-out environments during training (the same
+    as the final one; its own environments and key, so training is untouched)."""
+    import jax
+
+    env = make_env(config.env, eval_seed(config.seed), evaluation=True)
+
+    def evaluate_now(state, updates: int) -> dict[str, float]:
+        returns = evaluate(
+            agent, state, env, jax.random.PRNGKey(config.seed + 1), config.eval_episodes
+        )
+        return {config.metric: score_returns(config.metric, returns)}
+
+    return evaluate_now
+
+
+def _finished(
+    run_dir: Path, exp: Experiment, variant: Variant, seed, frames, eval_every
+) -> bool:
+    import rtrl_agents as ra
+
+    recorded = ra.read_run_config(str(run_dir)) if run_dir.is_dir() else None
+    if recorded is None or _stored_result(run_dir / RESULT_FILE) is None:
+        return False
+    config = ra.config_to_json(run_config(exp, variant, seed, frames, eval_every))
+    return not ra.config_diff(recorded["config"], config)
+
+
+def _finite(x: Any) -> Any:
+    """NaN and infinities as ``null`` (strict JSON has no NaN)."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_finite(v) for v in x]
+    return x
 
 
 def _nan_to_none(x: Any) -> Any:
@@ -557,6 +740,7 @@ def run_experiment(
     ray: RayOptions | None = None,
     allow_config_change: bool = False,
     checkpoints: CheckpointPolicy | None = None,
+    eval_every: int | None = None,
 ) -> list[RunResult]:
     """Runs every variant (or the named ones) of ``exp`` for ``seeds`` seeds.
 
@@ -586,6 +770,8 @@ def run_experiment(
             ``config.json``; an out-of-date ``result.json`` is renamed
             ``result.superseded-N.json``.
         checkpoints: the checkpoint policy (default :class:`CheckpointPolicy`).
+        eval_every: greedy evaluations on the held-out environments every this
+            many updates during training, logged as ``eval/<metric>``.
 
     Returns:
         One result per variant and seed.
@@ -608,6 +794,8 @@ def run_experiment(
     if ray is not None:
         for variant in chosen:
             distributed_setup(exp, variant, ray)  # fail before anything runs
+    for variant in chosen:  # every config is valid before anything runs
+        run_config(exp, variant, 0, frames, eval_every)
     root = check_logdir(logdir)
     runs = [
         (seed, variant, root / exp.name / variant.name / f"seed{seed}")
@@ -629,7 +817,9 @@ def run_experiment(
                         f"{run_dir} holds logs but no config.json (a run of an older "
                         "version?): choose another --logdir (nothing was changed)."
                     )
-                config = ra.config_to_json(run_config(exp, variant, seed, frames))
+                config = ra.config_to_json(
+                    run_config(exp, variant, seed, frames, eval_every)
+                )
                 diff = ra.config_diff(recorded["config"], config)
                 if diff and not allow_config_change:
                     raise ra.ConfigMismatchError(
@@ -638,11 +828,19 @@ def run_experiment(
                         "pass --allow-config-change to continue it under the new "
                         "ones, or choose another --logdir."
                     )
+                check_trained(run_dir, run_config(exp, variant, seed, frames))
             locks.enter_context(ra.RunLock(str(run_dir)))
         results = []
         for seed, variant, run_dir in runs:
             if progress:
-                print(f"[{exp.name}] {variant.name} seed {seed}: {run_dir}", flush=True)
+                finished = resume and _finished(
+                    run_dir, exp, variant, seed, frames, eval_every
+                )
+                note = " (finished before: skipped)" if finished else ""
+                print(
+                    f"[{exp.name}] {variant.name} seed {seed}: {run_dir}{note}",
+                    flush=True,
+                )
             r = run_variant(
                 exp,
                 variant,
@@ -654,6 +852,7 @@ def run_experiment(
                 ray=ray,
                 allow_config_change=allow_config_change,
                 checkpoints=checkpoints,
+                eval_every=eval_every,
             )
             if progress:
                 print(

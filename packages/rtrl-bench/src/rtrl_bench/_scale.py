@@ -77,7 +77,7 @@ def run_scale(
     import rtrl_agents as ra
 
     from ._experiments import get_experiment
-    from ._run import RayOptions, _make_env, distributed_setup
+    from ._run import RayOptions, distributed_setup, make_env
 
     exp = get_experiment(experiment)
     var = exp.variant(variant)
@@ -87,7 +87,7 @@ def run_scale(
     loop = ra.LoopConfig(num_updates=log_every * reports, log_every=log_every)
     config = dataclasses.replace(var.config, decay_updates=loop.num_updates)
     rows = []
-    env = _make_env(exp, seed)
+    env = make_env(exp.env, seed)
     agent = ra.R2AC(config, env.spec)
     single = ra.train(agent, env, jax.random.PRNGKey(seed), loop)
     rows.append(

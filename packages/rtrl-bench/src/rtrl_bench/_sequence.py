@@ -239,10 +239,18 @@ def run_sequence(
     with record:
         state, done = record.begin(template, loop.num_updates)
         history = list(record.history)
-        sink = ra.default_writers(log_dir, loop.num_updates * per_update, progress)
+        sink = ra.open_writers(
+            record,
+            log_dir,
+            None,
+            loop.num_updates * per_update,
+            progress,
+            done * per_update,
+        )
         try:
             window: list[Any] = []
             t0, frames0 = time.perf_counter(), done * per_update
+            first = True
             while done < loop.num_updates:
                 state, value = train_step(state)
                 window.append(value)
@@ -261,8 +269,12 @@ def run_sequence(
                     metric: value,
                     "frames": float(frames),
                     "updates": float(done),
-                    "fps": (frames - frames0) / max(time.perf_counter() - t0, 1e-9),
+                    # The first report of a process includes compilation.
+                    "fps": float("nan")
+                    if first
+                    else (frames - frames0) / max(time.perf_counter() - t0, 1e-9),
                 }
+                first = False
                 sink.write(frames, scalars)
                 history.append({"step": frames, **scalars})
                 window, t0, frames0 = [], time.perf_counter(), frames

@@ -233,9 +233,15 @@ def make_atari(name: str, game: str, num_envs: int, seed: int, options: AtariOpt
 def atari_games_available() -> list[str]:
     """Every Atari game the installed envpool has."""
     envpool = import_envpool()
-    return sorted(
-        e[: -len("-v5")] for e in envpool.list_all_envs() if e.endswith("-v5")
-    )
+    specs = getattr(getattr(envpool, "registration", None), "registry", None)
+    specs = getattr(specs, "specs", None)
+    if specs is None:  # pragma: no cover - an envpool without its registry
+        ids = [e for e in envpool.list_all_envs() if e.endswith("-v5")]
+    else:  # MuJoCo's tasks are "-v5" too: keep the Atari module's
+        ids = [
+            e for e, s in specs.items() if e.endswith("-v5") and s[0] == "envpool.atari"
+        ]
+    return sorted(e[: -len("-v5")] for e in ids)
 
 
 def procgen_task_id(game: str, options: ProcgenOptions) -> str:

@@ -26,10 +26,17 @@ def close_matches(word: str, candidates: Iterable[str], n: int = 5) -> list[str]
     """Returns up to ``n`` candidates close to ``word`` (case-insensitive)."""
     candidates = list(candidates)
     lower = {c.lower(): c for c in candidates}
-    found = difflib.get_close_matches(word.lower(), list(lower), n=n, cutoff=0.6)
-    if not found:  # fall back on the part after the family prefix
-        tail = word.lower().rsplit("/", 1)[-1]
-        found = [c for c in lower if tail and tail in c][:n]
+    family, _, tail = word.lower().rpartition("/")
+    if family:
+        # Compare the part after a shared family prefix: "atari/" alone would
+        # make every Atari game look close.
+        same = {c.rpartition("/")[2]: c for c in lower if c.startswith(family + "/")}
+        found = difflib.get_close_matches(tail, list(same), n=n, cutoff=0.7)
+        found = [same[f] for f in found]
+    else:
+        found = difflib.get_close_matches(word.lower(), list(lower), n=n, cutoff=0.6)
+    if not found:  # fall back on a substring of the name
+        found = [c for c in lower if tail and len(tail) > 2 and tail in c][:n]
     return [lower[f] for f in found]
 
 

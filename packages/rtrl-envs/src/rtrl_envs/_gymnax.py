@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._errors import InvalidOptionError, extra_missing
+from ._errors import InvalidOptionError, close_matches, extra_missing
 from ._types import Box, Discrete
 
 # gymnax 1.0's registered_envs, minus MNISTBandit-bsuite (downloads MNIST when
@@ -48,13 +48,20 @@ GYMNAX_IDS = (
 class GymnaxOptions:
     """Options of ``gymnax/<id>``.
 
+    Every other keyword of ``make("gymnax/<id>", ...)`` sets a field of the
+    environment's gymnax ``EnvParams`` (e.g. ``memory_length=20`` on
+    ``MemoryChain-bsuite``, ``max_steps_in_episode``); it lands in ``params``.
+
     Attributes:
         obs_indices: if given, the observation is the flattened gymnax
             observation restricted to these entries (in this order), making a
             POMDP; e.g. ``(0, 2)`` on CartPole keeps cart position and pole angle.
+        params: ``(field, value)`` pairs replacing the gymnax ``EnvParams``
+            defaults; checked against the environment's fields and their types.
     """
 
     obs_indices: tuple[int, ...] | None = None
+    params: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         idx = self.obs_indices
@@ -80,6 +87,34 @@ def import_gymnax() -> Any:
     return gymnax
 
 
+def _replace_params(env_id: str, params: Any, values: dict[str, Any]) -> Any:
+    """gymnax ``EnvParams`` with ``values`` set, each checked against the field
+    it replaces (it must exist and keep its type: an int field takes ints)."""
+    fields = {f.name: getattr(params, f.name) for f in dataclasses.fields(params)}
+    for key, value in values.items():
+        if key not in fields:
+            near = close_matches(key, fields)
+            hint = f" Did you mean {', '.join(near)}?" if near else ""
+            raise InvalidOptionError(
+                f"unknown option {key!r} for gymnax/{env_id}; allowed options: "
+                f"obs_indices, {', '.join(sorted(fields))}.{hint}"
+            )
+        default = fields[key]
+        kind = type(default) if not hasattr(default, "dtype") else type(default.item())
+        ok = isinstance(value, kind) and not (
+            isinstance(value, bool) and kind is not bool
+        )
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value, ok = float(value), True
+        if not ok:
+            raise InvalidOptionError(
+                f"option {key}={value!r} is invalid for gymnax/{env_id}: allowed "
+                f"values are {kind.__name__}s (default {default!r})"
+            )
+        values[key] = value
+    return params.replace(**values)
+
+
 class GymnaxCore:
     """One stream of a gymnax environment, stepped without gymnax's auto-reset.
 
@@ -92,6 +127,8 @@ class GymnaxCore:
     def __init__(self, env_id: str, options: GymnaxOptions) -> None:
         gymnax = import_gymnax()
         self.env, self.params = gymnax.make(env_id)
+        if options.params:
+            self.params = _replace_params(env_id, self.params, dict(options.params))
         obs_space = self.env.observation_space(self.params)
         act_space = self.env.action_space(self.params)
         shape = tuple(obs_space.shape)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from ._errors import InvalidOptionError, UnknownEnvironmentError, close_matches
@@ -127,7 +128,12 @@ def make(name: str, *, num_envs: int, seed: int, **options: Any) -> Environment:
 
         if rest not in GYMNAX_IDS and rest != "MNISTBandit-bsuite":
             raise _unknown(name, all_names)
-        core = GymnaxCore(rest, parse_options(GymnaxOptions, name, options))
+        own = {k: v for k, v in options.items() if k in ("obs_indices", "params")}
+        params = tuple((k, v) for k, v in options.items() if k not in own)
+        opts = parse_options(GymnaxOptions, name, own)
+        if params:
+            opts = dataclasses.replace(opts, params=opts.params + params)
+        core = GymnaxCore(rest, opts)
         return _jax_env(name, core, num_envs, seed, core.obs_dtype)
     if family == "atari" and rest:
         from ._envpool import AtariOptions, atari_games_available, make_atari
