@@ -23,7 +23,8 @@ def test_public_api_is_pinned() -> None:
         "JaxEnvironment", "MujocoPomdpOptions", "PopgymEnvironment",
         "PopgymOptions", "ProcgenOptions", "TimeStep", "TraceConditioningOptions",
         "UnknownEnvironmentError", "copy_task_batch", "discounted_returns",
-        "list_envs", "make", "check_action", "check_backend", "check_traced_action",
+        "list_envs", "make", "check_action", "check_backend", "check_options",
+        "check_traced_action",
     ])  # fmt: skip
     for name in rtrl_envs.__all__:
         assert getattr(rtrl_envs, name).__module__.startswith("rtrl_envs")

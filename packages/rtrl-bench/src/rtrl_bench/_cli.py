@@ -242,7 +242,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from ._experiments import get_experiment
-    from ._overrides import configure, print_help
+    from ._overrides import configure, configure_env, print_help
     from ._run import CheckpointPolicy, RayOptions, run_experiment
 
     prog = f"rtrl-bench run {args.name or 'NAME'}"
@@ -275,6 +275,7 @@ def _run(args: argparse.Namespace) -> int:
         args.config,
         prog,
     )
+    exp = configure_env(exp, args.env_name, args.env_num_envs, args.env_option)
     results = run_experiment(
         exp,
         args.logdir,
@@ -489,6 +490,31 @@ def build_parser() -> argparse.ArgumentParser:
         "the registry's; without --variants, that run's variant",
     )
     p.add_argument(
+        "--env.name",
+        dest="env_name",
+        metavar="NAME",
+        default=None,
+        help="run on another rtrl-envs environment (e.g. gymnax/Acrobot-v1; "
+        "`rtrl-bench run gymnax --env.name ...` runs any gymnax id)",
+    )
+    p.add_argument(
+        "--env.num-envs",
+        dest="env_num_envs",
+        type=_count,
+        default=None,
+        metavar="N",
+        help="parallel streams (default: the experiment's)",
+    )
+    p.add_argument(
+        "--env.option",
+        dest="env_option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an environment option, repeatable (gymnax: any EnvParams field, "
+        "e.g. memory_length=20); values are JSON",
+    )
+    p.add_argument(
         "--frames",
         type=_count,
         default=None,
@@ -647,8 +673,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "run":
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    if extra and not all(a.startswith("--") or not a.startswith("-") for a in extra):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.overrides = extra
     prog = f"rtrl-bench {args.command}"

@@ -527,6 +527,23 @@ def _minatar(game: str) -> Experiment:
     )
 
 
+def _gymnax() -> Experiment:
+    net = _mlp_net("elstm", 64, "rtrl", torso=(64,))
+    return Experiment(
+        name="gymnax",
+        description=(
+            "any gymnax environment (--env.name gymnax/<id>, --env.option "
+            "KEY=VALUE for its EnvParams; default CartPole-v1): R2AC MLP(64) + "
+            "eLSTM(64), M = 20, RTRL vs TBPTT vs feedforward"
+        ),
+        env=EnvConfig("gymnax/CartPole-v1", 16),
+        variants=_r2ac_arms(net, 20, learning_rate=6e-4),
+        frames=500_000,
+        metric="return",
+        eval_episodes=32,
+    )
+
+
 def _build() -> dict[str, Experiment]:
     exps = [_horizon(), _copy(), _trace()]
     exps += [_dmlab(level, m) for level in DMLAB_LEVELS[:2] for m in (10, 50, 100)]
@@ -537,7 +554,7 @@ def _build() -> dict[str, Experiment]:
     exps += [_popgym(t) for t in ("RepeatFirstMedium", "CountRecallMedium")]
     exps += [_streaming()]
     exps += [_memory_chain(n) for n in MEMORY_CHAIN_LENGTHS]
-    exps += [_minatar("Breakout")]
+    exps += [_minatar("Breakout"), _gymnax()]
     return {e.name: e for e in exps}
 
 

@@ -149,6 +149,56 @@ def read_config_file(path: str | Path) -> tuple[AgentConfig, EnvConfig | None, d
     )
 
 
+def parse_env_options(items: list[str]) -> tuple[tuple[str, Any], ...]:
+    """``["memory_length=20", "obs_indices=[0, 2]"]`` -> ``(("memory_length", 20),
+    ("obs_indices", (0, 2)))``: values are JSON (numbers, booleans, lists),
+    anything else a string."""
+    out = []
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--env.option {item!r}: write KEY=VALUE")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        if isinstance(value, list):
+            value = tuple(value)
+        out.append((key.strip(), value))
+    return tuple(out)
+
+
+def configure_env(
+    exp: Experiment,
+    name: str | None,
+    num_envs: int | None,
+    options: list[str],
+) -> Experiment:
+    """The experiment on another environment: ``--env.name``, ``--env.num-envs``
+    and ``--env.option KEY=VALUE`` (added to the experiment's options, replacing
+    one of the same name; also for the held-out evaluation)."""
+    if name is None and num_envs is None and not options:
+        return exp
+    env = exp.env
+    if name is not None and name != env.name:
+        env = dataclasses.replace(env, name=name, options=(), eval_options=())
+    if num_envs is not None:
+        env = dataclasses.replace(env, num_envs=num_envs)
+    if options:
+        extra = parse_env_options(options)
+        keys = {k for k, _ in extra}
+
+        def merged(base: tuple) -> tuple:
+            return tuple((k, v) for k, v in base if k not in keys) + extra
+
+        env = dataclasses.replace(
+            env,
+            options=merged(env.options),
+            eval_options=merged(env.eval_options) if env.eval_options else (),
+        )
+    return dataclasses.replace(exp, env=env)
+
+
 def configure(
     exp: Experiment,
     variants: tuple[str, ...] | None,

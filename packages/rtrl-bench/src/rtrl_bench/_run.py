@@ -298,6 +298,11 @@ def check_backends(exp: Experiment, ray: RayOptions | None = None) -> None:
             raise BackendMissingError(
                 f"experiment {exp.name!r} needs a backend that is missing: {first}"
             ) from None
+    # Names and options too (an option that make() would refuse), still without
+    # building a simulator.
+    rtrl_envs.check_options(exp.env.name, **dict(exp.env.options))
+    if exp.env.eval_options:
+        rtrl_envs.check_options(exp.env.name, **dict(exp.env.eval_options))
     if ray is not None and importlib.util.find_spec("ray") is None:
         raise BackendMissingError(
             "--ray needs Ray, which is not installed here: pip install "

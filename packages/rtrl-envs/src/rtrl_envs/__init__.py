@@ -29,6 +29,7 @@ from ._memory import discounted_returns as discounted_returns
 from ._popgym import PopgymEnvironment as PopgymEnvironment
 from ._popgym import PopgymOptions as PopgymOptions
 from ._registry import check_backend as check_backend
+from ._registry import check_options as check_options
 from ._registry import list_envs as list_envs
 from ._registry import make as make
 from ._types import Box as Box
@@ -69,6 +70,7 @@ __all__ = [
     "UnknownEnvironmentError",
     "check_action",
     "check_backend",
+    "check_options",
     "check_traced_action",
     "copy_task_batch",
     "discounted_returns",

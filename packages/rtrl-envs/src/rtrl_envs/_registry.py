@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from ._errors import InvalidOptionError, UnknownEnvironmentError, close_matches
@@ -118,11 +119,28 @@ def make(name: str, *, num_envs: int, seed: int, **options: Any) -> Environment:
         raise InvalidOptionError(
             f"option seed={seed!r} is invalid: allowed values are ints"
         )
+    return _plan(name, options)(num_envs, seed)
+
+
+def check_options(name: str, **options: Any) -> None:
+    """Raises if ``make(name, **options)`` would refuse the name or an option,
+    without building a simulator (a runner checks this before it makes a run
+    folder).
+
+    Raises:
+        UnknownEnvironmentError, InvalidOptionError, BackendNotInstalledError:
+            as :func:`make`.
+    """
+    _plan(name, options)
+
+
+def _plan(name: str, options: dict[str, Any]) -> Callable[[int, int], Environment]:
+    """Checks ``name`` and ``options``; returns ``build(num_envs, seed)``."""
     all_names = list_envs()
     family, _, rest = name.partition("/")
 
     if name in _MEMORY:
-        return _make_memory(name, num_envs, seed, options)
+        return _plan_memory(name, options)
     if family == "gymnax" and rest:
         from ._gymnax import GYMNAX_IDS, GymnaxCore, GymnaxOptions
 
@@ -134,7 +152,7 @@ def make(name: str, *, num_envs: int, seed: int, **options: Any) -> Environment:
         if params:
             opts = dataclasses.replace(opts, params=opts.params + params)
         core = GymnaxCore(rest, opts)
-        return _jax_env(name, core, num_envs, seed, core.obs_dtype)
+        return lambda n, seed: _jax_env(name, core, n, seed, core.obs_dtype)
     if family == "atari" and rest:
         from ._envpool import AtariOptions, atari_games_available, make_atari
 
@@ -142,28 +160,28 @@ def make(name: str, *, num_envs: int, seed: int, **options: Any) -> Environment:
         games = atari_games_available()
         if rest not in games:
             raise _unknown(name, [f"atari/{g}" for g in games])
-        return make_atari(name, rest, num_envs, seed, opts)
+        return lambda n, seed: make_atari(name, rest, n, seed, opts)
     if name in all_names and family == "procgen":
         from ._envpool import ProcgenOptions, make_procgen
 
         opts = parse_options(ProcgenOptions, name, options)
-        return make_procgen(name, rest, num_envs, seed, opts)
+        return lambda n, seed: make_procgen(name, rest, n, seed, opts)
     if name in all_names and family == "mujoco-pomdp":
         from ._envpool import MujocoPomdpOptions, make_mujoco_pomdp
 
         robot, mask = rest.rsplit("-", 1)
         opts = parse_options(MujocoPomdpOptions, name, options)
-        return make_mujoco_pomdp(name, robot, mask, num_envs, seed, opts)
+        return lambda n, seed: make_mujoco_pomdp(name, robot, mask, n, seed, opts)
     if name in all_names and family == "popgym":
         from ._popgym import PopgymEnvironment, PopgymOptions
 
         parse_options(PopgymOptions, name, options)
-        return PopgymEnvironment(name, rest, num_envs, seed)
+        return lambda n, seed: PopgymEnvironment(name, rest, n, seed)
     if name in all_names and family == "dmlab":
         from ._dmlab import DMLabEnvironment, DMLabOptions
 
         opts = parse_options(DMLabOptions, name, options)
-        return DMLabEnvironment(name, rest, num_envs, seed, opts)
+        return lambda n, seed: DMLabEnvironment(name, rest, n, seed, opts)
     raise _unknown(name, all_names)
 
 
@@ -176,7 +194,7 @@ def _jax_env(name: str, core: Any, num_envs: int, seed: int, obs_dtype: Any):
     return JaxEnvironment(core, spec, seed)
 
 
-def _make_memory(name: str, num_envs: int, seed: int, options: dict[str, Any]):
+def _plan_memory(name: str, options: dict[str, Any]):
     import numpy as np
 
     from . import _memory as m
@@ -191,4 +209,4 @@ def _make_memory(name: str, num_envs: int, seed: int, options: dict[str, Any]):
         core = m.TraceConditioning(
             parse_options(m.TraceConditioningOptions, name, options)
         )
-    return _jax_env(name, core, num_envs, seed, np.float32)
+    return lambda n, seed: _jax_env(name, core, n, seed, np.float32)

@@ -1,0 +1,23 @@
+"""The README's Python blocks are complete programs: each runs as written."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def python_blocks(path: Path) -> list[str]:
+    """The ```python blocks of a markdown file, in order."""
+    return re.findall(r"^```python\n(.*?)^```", path.read_text(), re.S | re.M)
+
+
+@pytest.mark.parametrize("index", range(len(python_blocks(README))))
+def test_readme_block_runs(index, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # anything a block writes lands here
+    code = python_blocks(README)[index]
+    exec(
+        compile(code, f"{README.name} block {index + 1}", "exec"),
+        {"__name__": "__main__"},
+    )
