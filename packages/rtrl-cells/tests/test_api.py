@@ -51,7 +51,7 @@ def test_public_names():
         assert getattr(rc, name) is not None
     assert tuple(rc.METHODS) == ("online", "chunked", "bptt")
     assert tuple(rc.CELLS) == ("elstm", "lru", "rtu", "gru", "lstm")
-    assert rc.testing.__all__ == ["CellTests"]
+    assert rc.testing.__all__ == ["CellTests", "LeakyTanh"]
     # The module and the installed distribution agree on the version.
     assert rc.__version__ == importlib.metadata.version("rtrl-cells")
 

@@ -12,6 +12,7 @@ import pytest
 
 import rtrl_cells as rc
 
+
 def _tree_close(a, b, rtol, atol=0.0):
     return bool(eqx.tree_equal(a, b, rtol=rtol, atol=atol))
 

@@ -30,7 +30,7 @@ def test_methods_and_their_aliases():
     }
     assert [m.exact for m in rc.METHODS.values()] == [True, True, False]
     assert rc.CHUNKED.step_method is rc.ONLINE and rc.BPTT.step_method is rc.BPTT
-    with pytest.raises(ValueError, match="unknown method 'rtlr'.*aliases: ") as e:
+    with pytest.raises(ValueError, match=r"unknown method 'rtlr'.*aliases: ") as e:
         rc.method("rtlr")
     _one_line(e)
 
@@ -41,7 +41,10 @@ def test_an_alias_runs_the_same_method():
     carry = cell.init_carry()
     a = cell.unroll(carry, xs, resets, "rtrl")
     b = cell.unroll(carry, xs, resets, rc.CHUNKED)
-    assert all(jnp.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+    assert all(
+        jnp.array_equal(x, y)
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+    )
 
 
 def test_the_built_in_cells():
@@ -71,7 +74,9 @@ def test_the_built_in_cells():
 
 
 def test_registry_errors_are_one_line():
-    with pytest.raises(ValueError, match="unknown cell 'transformer'.*elstm, lru") as e:
+    with pytest.raises(
+        ValueError, match=r"unknown cell 'transformer'.*elstm, lru"
+    ) as e:
         rc.cell_kind("transformer")
     _one_line(e)
     for bad in ("ELSTM", "none", "a b"):

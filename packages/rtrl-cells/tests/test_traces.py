@@ -6,9 +6,9 @@
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 
 import rtrl_cells as rc
+
 
 def test_single_layer_trace_memory_is_order_of_parameters():
     N, D = 16, 9

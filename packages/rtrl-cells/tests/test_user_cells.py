@@ -86,7 +86,9 @@ class TestOscillator(rc.testing.CellTests):
 
 
 def test_registered_with_options():
-    kind = rc.register_cell("oscillator", Oscillator, examples={"wide": {"output_size": 5}})
+    kind = rc.register_cell(
+        "oscillator", Oscillator, examples={"wide": {"output_size": 5}}
+    )
     try:
         assert kind.options == ("output_size",)
         cell = rc.CELLS["oscillator"].make(

@@ -147,4 +147,4 @@ __all__ = [
     "vtrace_actor_critic_loss",
 ]
 
-__version__ = "0.2.2"
+__version__ = "0.3.0"

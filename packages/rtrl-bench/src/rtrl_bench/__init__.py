@@ -60,4 +60,4 @@ __all__ = [
     "write_report",
 ]
 
-__version__ = "0.2.2"
+__version__ = "0.3.0"

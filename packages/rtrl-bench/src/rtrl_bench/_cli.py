@@ -23,7 +23,13 @@ def _write_json(path: str | None, payload: dict) -> None:
 def _gradcheck(args: argparse.Namespace) -> int:
     from ._gradcheck import THRESHOLD, format_table, run_gradcheck
 
-    rows = run_gradcheck(seed=args.seed, segments=args.segments, length=args.length)
+    rows = run_gradcheck(
+        seed=args.seed,
+        methods=args.methods,
+        segments=args.segments,
+        length=args.length,
+        cells=args.cells,
+    )
     print(
         "Max relative error of the RTRL parameter gradient against full BPTT "
         f"(float64; {args.segments} segments of {args.length} steps, carries passed "
@@ -113,7 +119,17 @@ def _complexity(args: argparse.Namespace) -> int:
     kw = {}
     if args.full:
         kw["entries"] = FULL_ENTRIES
-    names = ("widths", "steps", "stream_steps", "batch", "rounds", "budget_gb", "seed")
+    names = (
+        "widths",
+        "steps",
+        "stream_steps",
+        "batch",
+        "rounds",
+        "budget_gb",
+        "seed",
+        "cell",
+        "dense_cell",
+    )
     for name in names:
         value = getattr(args, name)
         if value is not None:
@@ -213,6 +229,19 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import jax
+
+    import rtrl_cells as rc
+
+    from ._gradcheck import exact_methods
+    from ._speed import CELLS as SPEED_CELLS
+
+    # Cell and method choices are rtrl-cells' registries: a registered cell or a
+    # new method appears here without an edit.
+    examples = list(rc.example_cells(jax.random.PRNGKey(0)))
+    dense = [k for k, v in rc.CELLS.items() if v.dense]
+    elementwise = [k for k, v in rc.CELLS.items() if not v.dense]
+
     parser = argparse.ArgumentParser(
         prog="rtrl-bench",
         description="Benchmarks and studies of exact real-time recurrent learning.",
@@ -220,6 +249,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("gradcheck", help="RTRL gradients of every cell vs full BPTT")
+    p.add_argument(
+        "--cells", nargs="+", choices=examples, default=None, help="default: all"
+    )
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        choices=exact_methods(),
+        default=None,
+        help="default: every exact method",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--segments", type=int, default=3)
     p.add_argument("--length", type=int, default=6)
@@ -228,7 +267,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("speed", help="time and memory of bptt, chunked and online")
     p.add_argument(
-        "--cells", nargs="+", default=["ELSTM", "LRU", "RTU(linear)", "RTU(nonlinear)"]
+        "--cells",
+        nargs="+",
+        choices=SPEED_CELLS,
+        default=list(SPEED_CELLS),
+        help="default: every registered element-wise cell",
     )
     p.add_argument(
         "--config",
@@ -244,7 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=[10, 100, 1000],
         help="rollout lengths T for the memory table (N, D, B of the first config)",
     )
-    p.add_argument("--memory-cells", nargs="+", default=["ELSTM"])
+    p.add_argument(
+        "--memory-cells", nargs="+", choices=SPEED_CELLS, default=[SPEED_CELLS[0]]
+    )
     p.add_argument("--json", default=None, help="also write the results here")
     p.set_defaults(func=_speed)
 
@@ -273,6 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--budget-gb", type=float, default=None, help="skip configs above this"
     )
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--cell", choices=elementwise, default=None, help="layer cell")
+    p.add_argument("--dense-cell", choices=dense, default=None, help="dense-* cell")
     p.set_defaults(func=_complexity)
 
     p = sub.add_parser("list", help="the registered experiments")

@@ -25,9 +25,9 @@ from ._experiments import Experiment, SequenceConfig
 def _cell(cfg: SequenceConfig, input_size: int, key):
     import rtrl_cells as rc
 
-    kinds = {"elstm": rc.ELSTM, "lru": rc.LRU, "rtu": rc.RTU, "gru": rc.GRU}
-    kinds["lstm"] = rc.LSTM
-    return kinds[cfg.cell](input_size=input_size, hidden_size=cfg.hidden_size, key=key)
+    return rc.cell_kind(cfg.cell).make(
+        input_size=input_size, hidden_size=cfg.hidden_size, key=key
+    )
 
 
 def _model(cfg: SequenceConfig, input_size: int, outputs: int, key):
@@ -65,9 +65,10 @@ def run_sequence(
     import jax.numpy as jnp
     import optax
 
+    import rtrl_cells as rc
     from rtrl_agents import TensorBoardWriter
 
-    method = "chunked" if cfg.method == "rtrl" else "bptt"
+    method = rc.method(cfg.method)
     copy = cfg.task == "copy"
     key = jax.random.PRNGKey(seed)
     k_model, k_data, k_eval = jax.random.split(key, 3)

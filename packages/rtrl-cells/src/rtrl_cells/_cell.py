@@ -311,7 +311,9 @@ def recurrent(**kwargs: Any) -> Any:
         The field specification.
     """
     if kwargs.get("static"):
-        raise TypeError("a recurrent field is an array: rc.recurrent() takes no static.")
+        raise TypeError(
+            "a recurrent field is an array: rc.recurrent() takes no static."
+        )
     metadata = {**kwargs.pop("metadata", {}), _RECURRENT: True}
     return eqx.field(metadata=metadata, **kwargs)
 

@@ -23,8 +23,6 @@ parameter and the property.
 
 from __future__ import annotations
 
-from typing import Any
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -151,7 +149,9 @@ def _leaf_errors(layout, got, ref) -> list[tuple[jax.Array, jax.Array]]:
     groups = range(layout.num_groups)
     return [
         (
-            jnp.max(jnp.stack([jnp.max(jnp.abs(got[g][j] - ref[g][j])) for g in groups])),
+            jnp.max(
+                jnp.stack([jnp.max(jnp.abs(got[g][j] - ref[g][j])) for g in groups])
+            ),
             jnp.max(jnp.stack([jnp.max(jnp.abs(ref[g][j])) for g in groups])),
         )
         for j in range(len(layout.shapes))
@@ -200,7 +200,10 @@ class _Checker:
         keys = jax.random.split(key, max(len(leaves), 1))
         return jax.tree.unflatten(
             treedef,
-            [0.5 * jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves)],
+            [
+                0.5 * jax.random.normal(k, x.shape, x.dtype)
+                for k, x in zip(keys, leaves, strict=False)
+            ],
         )
 
     # -- the checks ---------------------------------------------------------------

@@ -283,7 +283,11 @@ register_cell("lru", LRU)
 register_cell(
     "rtu",
     RTU,
-    examples={"relu": {}, "tanh": {"activation": "tanh"}, "linear": {"nonlinear": False}},
+    examples={
+        "relu": {},
+        "tanh": {"activation": "tanh"},
+        "linear": {"nonlinear": False},
+    },
 )
 register_cell("gru", GRU, dense=True)
 register_cell("lstm", LSTM, dense=True)

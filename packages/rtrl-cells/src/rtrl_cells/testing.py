@@ -20,18 +20,19 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, final
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._cell import AbstractCell
+from ._cell import AbstractCell, AbstractElementwiseCell, default_dtype, recurrent
 from ._check import _to_float64, check_cell
 from ._gradcheck import relative_error
 from ._methods import BPTT, CHUNKED, METHODS, ONLINE
 
-__all__ = ["CellTests"]
+__all__ = ["CellTests", "LeakyTanh"]
 
 _T = 5
 
@@ -52,7 +53,10 @@ def _loss(ys):
 
 def _max_error(a: Any, b: Any) -> float:
     return max(
-        (relative_error(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))),
+        (
+            relative_error(x, y)
+            for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+        ),
         default=0.0,
     )
 
@@ -227,6 +231,58 @@ class CellTests:
             for ys, carry in outs:
                 assert ys.dtype == jnp.float32
                 assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(carry))
+
+
+@final
+class LeakyTanh(AbstractElementwiseCell):
+    """``h_t = tanh(W x_t + a * h_{t-1} + b)``: a cell outside the registry.
+
+    The smallest element-wise cell, for tests that register a cell of their own
+    (``rc.register_cell("leaky", rc.testing.LeakyTanh)``) and follow it through
+    the configurations and tools that read the registry.
+    """
+
+    W: Float[Array, "N D"] = recurrent()
+    a: Float[Array, " N"] = recurrent()
+    b: Float[Array, " N"] = recurrent()
+
+    def __init__(
+        self, *, input_size: int, hidden_size: int, key: PRNGKeyArray, dtype=None
+    ):
+        dtype = default_dtype(dtype)
+        w = jax.random.normal(key, (hidden_size, input_size), dtype)
+        self.W = w / input_size**0.5
+        self.a = jnp.full((hidden_size,), 0.5, dtype)
+        self.b = jnp.full((hidden_size,), 0.1, dtype)
+
+    @property
+    def input_size(self) -> int:
+        return self.W.shape[1]
+
+    @property
+    def hidden_size(self) -> int:
+        return self.W.shape[0]
+
+    @property
+    def output_size(self) -> int:
+        return self.hidden_size
+
+    @property
+    def num_units(self) -> int:
+        return self.hidden_size
+
+    @property
+    def block_size(self) -> int:
+        return 1
+
+    def project(self, x_t):
+        return (self.W @ x_t)[:, None]
+
+    def core(self, s_tm1, u_t):
+        return jnp.tanh(u_t + self.a[:, None] * s_tm1 + self.b[:, None])
+
+    def readout(self, s_t, x_t):
+        return s_t[:, 0]
 
 
 def _segmented_grad(cell, method, xs, resets):
