@@ -23,14 +23,14 @@ def leaky():
 
 def test_a_registered_cell_appears_everywhere(leaky, capsys):
     # The gradient check and its CLI.
-    rows = _gradcheck.run_gradcheck(cells=["Leaky"], length=4)
+    rows = _gradcheck.run_gradcheck(cells=["LeakyTanh"], length=4)
     assert [(r.cell, r.method) for r in rows] == [
-        ("Leaky", "online"),
-        ("Leaky", "chunked"),
+        ("LeakyTanh", "online"),
+        ("LeakyTanh", "chunked"),
     ]
     assert all(r.ok for r in rows)
-    assert main(["gradcheck", "--cells", "Leaky", "--length", "4"]) == 0
-    assert "| Leaky |" in capsys.readouterr().out
+    assert main(["gradcheck", "--cells", "LeakyTanh", "--length", "4"]) == 0
+    assert "| LeakyTanh |" in capsys.readouterr().out
     # The configurations (sequence learners, agents) and the complexity study.
     assert SequenceConfig("copy", "leaky", 4, "rtrl").cell == "leaky"
     assert ra.CoreConfig(cell="leaky").cell == "leaky"
@@ -38,8 +38,8 @@ def test_a_registered_cell_appears_everywhere(leaky, capsys):
     # The benchmarks' choices.
     args = build_parser().parse_args(["complexity", "--cell", "leaky"])
     assert args.cell == "leaky"
-    assert "Leaky" in rc.cell_examples(dense=False)
-    assert _speed.make_cell("Leaky", 4, 3, jax.random.PRNGKey(0)).W.dtype == (
+    assert "LeakyTanh" in rc.cell_examples(dense=False)
+    assert _speed.make_cell("LeakyTanh", 4, 3, jax.random.PRNGKey(0)).W.dtype == (
         jnp.float32
     )
 
@@ -51,8 +51,8 @@ def test_names_are_validated_against_the_registries(capsys):
         SequenceConfig("copy", "elstm", 4, "rtlr")
     assert SequenceConfig("copy", "elstm", 4, "chunked").method == "chunked"
     with pytest.raises(SystemExit):
-        main(["gradcheck", "--cells", "Leaky"])  # not registered now
-    assert "invalid choice: 'Leaky'" in capsys.readouterr().err
+        main(["gradcheck", "--cells", "LeakyTanh"])  # not registered now
+    assert "invalid choice: 'LeakyTanh'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["gradcheck", "--methods", "bptt"])  # not exact: nothing to check
     assert "invalid choice: 'bptt'" in capsys.readouterr().err
