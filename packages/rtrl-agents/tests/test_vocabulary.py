@@ -79,7 +79,7 @@ def test_a_cell_object_that_contradicts_the_config_is_refused(core, cell, match)
 def test_an_unregistered_cell_object_is_refused():
     env = DelayedRecall(num_envs=2)
     obj = Leaky(input_size=5, hidden_size=4, key=jax.random.PRNGKey(0))
-    with pytest.raises(ValueError, match=r"is a LeakyTanh \(not registered"):
+    with pytest.raises(ValueError, match="is a LeakyTanh, which is not a registered"):
         ra.R2AC(_config(ra.CoreConfig(hidden_size=4)), env.spec, cell=obj)
 
 

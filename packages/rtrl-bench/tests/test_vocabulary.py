@@ -58,7 +58,14 @@ def test_names_are_validated_against_the_registries(capsys):
     assert "invalid choice: 'bptt'" in capsys.readouterr().err
 
 
-def test_method_columns_come_from_the_methods():
-    assert _speed.METHODS == ("bptt", "online", "chunked", "chunked-grad", "forward")
-    assert _gradcheck.exact_methods() == ("online", "chunked")
-    assert _speed.CELLS == ("ELSTM", "LRU", "RTU(relu)", "RTU(tanh)", "RTU(linear)")
+def test_columns_and_choices_come_from_the_registries():
+    # Derived, not listed: a new cell or method changes them without an edit.
+    assert _speed.METHODS[0] == rc.BPTT.name
+    assert set(_speed.METHODS) == {*rc.METHODS, "chunked-grad", "forward"}
+    assert _gradcheck.exact_methods() == tuple(
+        name for name, m in rc.METHODS.items() if m.exact
+    )
+    assert tuple(rc.cell_examples(dense=False)) == _speed.CELLS
+    assert set(_complexity.METHODS) >= {
+        f"exact-{m}" for m in _gradcheck.exact_methods()
+    }

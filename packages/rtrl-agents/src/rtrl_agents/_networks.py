@@ -310,17 +310,23 @@ def make_core(
         )
     given = type(cell).__name__
     kind = rc.cell_kind_of(cell)
-    if not config.recurrent or kind is None or kind.name != config.cell:
-        name = (
-            f"registered as {kind.name!r}"
-            if kind is not None
-            else "not registered (rtrl_cells.register_cell)"
-        )
+    if kind is None:
         raise ValueError(
-            f"the cell given is a {given} ({name}) but CoreConfig.cell="
-            f"{config.cell!r}; name the given cell's kind in the config, or drop cell=."
+            f"the cell given is a {given}, which is not a registered cell; register "
+            f"it (rtrl_cells.register_cell) and name it in CoreConfig.cell (now "
+            f"{config.cell!r}), or drop cell=."
+        )
+    if kind.name != config.cell:
+        raise ValueError(
+            f"the cell given is a {given} (registered as {kind.name!r}) but "
+            f"CoreConfig.cell={config.cell!r}; set cell={kind.name!r}, or drop cell=."
         )
     hidden = getattr(cell, "hidden_size", None)
+    if hidden is None:
+        raise ValueError(
+            f"the cell given ({given}) has no hidden_size to check against "
+            "CoreConfig.hidden_size; give its class a hidden_size property."
+        )
     if hidden != config.hidden_size:
         raise ValueError(
             f"the cell given has hidden_size {hidden} but CoreConfig.hidden_size="
