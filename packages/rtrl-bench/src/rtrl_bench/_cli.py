@@ -229,19 +229,6 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    import jax
-
-    import rtrl_cells as rc
-
-    from ._gradcheck import exact_methods
-    from ._speed import CELLS as SPEED_CELLS
-
-    # Cell and method choices are rtrl-cells' registries: a registered cell or a
-    # new method appears here without an edit.
-    examples = list(rc.example_cells(jax.random.PRNGKey(0)))
-    dense = [k for k, v in rc.CELLS.items() if v.dense]
-    elementwise = [k for k, v in rc.CELLS.items() if not v.dense]
-
     parser = argparse.ArgumentParser(
         prog="rtrl-bench",
         description="Benchmarks and studies of exact real-time recurrent learning.",
@@ -249,16 +236,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("gradcheck", help="RTRL gradients of every cell vs full BPTT")
-    p.add_argument(
-        "--cells", nargs="+", choices=examples, default=None, help="default: all"
-    )
-    p.add_argument(
-        "--methods",
-        nargs="+",
-        choices=exact_methods(),
-        default=None,
-        help="default: every exact method",
-    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--segments", type=int, default=3)
     p.add_argument("--length", type=int, default=6)
@@ -266,13 +243,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_gradcheck)
 
     p = sub.add_parser("speed", help="time and memory of bptt, chunked and online")
-    p.add_argument(
-        "--cells",
-        nargs="+",
-        choices=SPEED_CELLS,
-        default=list(SPEED_CELLS),
-        help="default: every registered element-wise cell",
-    )
     p.add_argument(
         "--config",
         nargs="+",
@@ -286,9 +256,6 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=[10, 100, 1000],
         help="rollout lengths T for the memory table (N, D, B of the first config)",
-    )
-    p.add_argument(
-        "--memory-cells", nargs="+", choices=SPEED_CELLS, default=[SPEED_CELLS[0]]
     )
     p.add_argument("--json", default=None, help="also write the results here")
     p.set_defaults(func=_speed)
@@ -318,8 +285,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--budget-gb", type=float, default=None, help="skip configs above this"
     )
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--cell", choices=elementwise, default=None, help="layer cell")
-    p.add_argument("--dense-cell", choices=dense, default=None, help="dense-* cell")
     p.set_defaults(func=_complexity)
 
     p = sub.add_parser("list", help="the registered experiments")
@@ -361,7 +326,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", help="a --logdir of `rtrl-bench run`")
     p.add_argument("--out", default=None, help="markdown file (default DIR/report.md)")
     p.set_defaults(func=_report)
+    _add_registry_options(sub)
     return parser
+
+
+def _add_registry_options(sub: argparse._SubParsersAction) -> None:
+    """The options that name cells and methods, whose choices are rtrl-cells'.
+
+    Built from the registries when the parser is: a cell registered with
+    ``rtrl_cells.register_cell`` or a new gradient method appears here without
+    an edit.
+    """
+    import jax
+
+    import rtrl_cells as rc
+
+    from ._gradcheck import exact_methods
+    from ._speed import CELLS
+
+    p = sub.choices["gradcheck"]
+    examples = list(rc.example_cells(jax.random.PRNGKey(0)))
+    p.add_argument(
+        "--cells", nargs="+", choices=examples, default=None, help="default: all"
+    )
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        choices=exact_methods(),
+        default=None,
+        help="default: every exact method",
+    )
+    p = sub.choices["speed"]
+    p.add_argument(
+        "--cells",
+        nargs="+",
+        choices=CELLS,
+        default=list(CELLS),
+        help="default: every registered element-wise cell",
+    )
+    p.add_argument("--memory-cells", nargs="+", choices=CELLS, default=[CELLS[0]])
+    p = sub.choices["complexity"]
+    for flag, dense, what in (
+        ("--cell", False, "layer cell"),
+        ("--dense-cell", True, "the dense-* methods' cell"),
+    ):
+        names = [k for k, v in rc.CELLS.items() if v.dense == dense]
+        p.add_argument(flag, choices=names, default=None, help=what)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,6 +30,12 @@ def _cell(cfg: SequenceConfig, input_size: int, key):
     )
 
 
+def _method(cfg: SequenceConfig):
+    import rtrl_cells as rc
+
+    return rc.method(cfg.method)
+
+
 def _model(cfg: SequenceConfig, input_size: int, outputs: int, key):
     import equinox as eqx
     import jax
@@ -65,10 +71,9 @@ def run_sequence(
     import jax.numpy as jnp
     import optax
 
-    import rtrl_cells as rc
     from rtrl_agents import TensorBoardWriter
 
-    method = rc.method(cfg.method)
+    method = _method(cfg)
     copy = cfg.task == "copy"
     key = jax.random.PRNGKey(seed)
     k_model, k_data, k_eval = jax.random.split(key, 3)
