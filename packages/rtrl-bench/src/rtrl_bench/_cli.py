@@ -144,6 +144,50 @@ def _complexity(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_registry_options(sub: argparse._SubParsersAction) -> None:
+    """The options that name cells and methods, whose choices are rtrl-cells'.
+
+    Built from the registries when the parser is: a cell registered with
+    ``rtrl_cells.register_cell`` or a new gradient method appears here without
+    an edit.
+    """
+    import jax
+
+    import rtrl_cells as rc
+
+    from ._gradcheck import exact_methods
+    from ._speed import CELLS
+
+    p = sub.choices["gradcheck"]
+    examples = list(rc.example_cells(jax.random.PRNGKey(0)))
+    p.add_argument(
+        "--cells", nargs="+", choices=examples, default=None, help="default: all"
+    )
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        choices=exact_methods(),
+        default=None,
+        help="default: every exact method",
+    )
+    p = sub.choices["speed"]
+    p.add_argument(
+        "--cells",
+        nargs="+",
+        choices=CELLS,
+        default=list(CELLS),
+        help="default: every registered element-wise cell",
+    )
+    p.add_argument("--memory-cells", nargs="+", choices=CELLS, default=[CELLS[0]])
+    p = sub.choices["complexity"]
+    for flag, dense, what in (
+        ("--cell", False, "layer cell"),
+        ("--dense-cell", True, "the dense-* methods' cell"),
+    ):
+        names = [k for k, v in rc.CELLS.items() if v.dense == dense]
+        p.add_argument(flag, choices=names, default=None, help=what)
+
+
 def _list(args: argparse.Namespace) -> int:
     from ._experiments import EXPERIMENTS
 
@@ -328,50 +372,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_report)
     _add_registry_options(sub)
     return parser
-
-
-def _add_registry_options(sub: argparse._SubParsersAction) -> None:
-    """The options that name cells and methods, whose choices are rtrl-cells'.
-
-    Built from the registries when the parser is: a cell registered with
-    ``rtrl_cells.register_cell`` or a new gradient method appears here without
-    an edit.
-    """
-    import jax
-
-    import rtrl_cells as rc
-
-    from ._gradcheck import exact_methods
-    from ._speed import CELLS
-
-    p = sub.choices["gradcheck"]
-    examples = list(rc.example_cells(jax.random.PRNGKey(0)))
-    p.add_argument(
-        "--cells", nargs="+", choices=examples, default=None, help="default: all"
-    )
-    p.add_argument(
-        "--methods",
-        nargs="+",
-        choices=exact_methods(),
-        default=None,
-        help="default: every exact method",
-    )
-    p = sub.choices["speed"]
-    p.add_argument(
-        "--cells",
-        nargs="+",
-        choices=CELLS,
-        default=list(CELLS),
-        help="default: every registered element-wise cell",
-    )
-    p.add_argument("--memory-cells", nargs="+", choices=CELLS, default=[CELLS[0]])
-    p = sub.choices["complexity"]
-    for flag, dense, what in (
-        ("--cell", False, "layer cell"),
-        ("--dense-cell", True, "the dense-* methods' cell"),
-    ):
-        names = [k for k, v in rc.CELLS.items() if v.dense == dense]
-        p.add_argument(flag, choices=names, default=None, help=what)
 
 
 def main(argv: list[str] | None = None) -> int:
