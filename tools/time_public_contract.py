@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """An independent check of ``rtrl-bench speed``, through the public contract only.
 
-It shares no code with the benchmark: it builds a cell with ``rtrl_cells``, makes
-the carry of a previous rollout with ``unroll``, and times ``jax.grad`` of a
-batch-summed loss over ``jax.vmap(cell.unroll)`` for ``method`` in bptt, chunked,
-online and chunked-grad (chunked without the new traces) with :mod:`timeit`
+It shares no code with the benchmark: it builds a cell from ``rtrl_cells``'
+registry (``--cell``: a label of ``rc.cell_examples()``), makes the carry of a
+previous rollout with ``unroll``, and times ``jax.grad`` of a batch-summed loss
+over ``jax.vmap(cell.unroll)`` for every method of ``rc.METHODS`` (bptt first) and
+chunked-grad (chunked without the new traces) with :mod:`timeit`
 (best of ``--repeat`` rounds of ``--number`` calls, methods interleaved round by
 round). The timed function returns with the gradient what a learner carries on:
 the new carry, for bptt the new state, for chunked-grad nothing.
@@ -27,20 +28,20 @@ import rtrl_cells as rc
 
 # "chunked-grad": the chunked gradient alone, the new traces dropped (an R2AC
 # learner, whose actors carry the traces).
-METHODS = ("bptt", "chunked", "online", "chunked-grad")
+GRAD_ONLY = f"{rc.CHUNKED.name}-grad"
+METHODS = (
+    rc.BPTT.name,
+    *(m for m in rc.METHODS if m != rc.BPTT.name),
+    GRAD_ONLY,
+)
 
 
 def build(cell_name: str, n: int, d: int, t: int, b: int):
     key_cell, key_x, key_prev = jax.random.split(jax.random.PRNGKey(1), 3)
-    kinds = {
-        "ELSTM": lambda **kw: rc.ELSTM(**kw),
-        "LRU": lambda **kw: rc.LRU(**kw),
-        "RTU": lambda **kw: rc.RTU(nonlinear=False, **kw),
-        "RTU-nonlinear": lambda **kw: rc.RTU(nonlinear=True, **kw),
-    }
+    kinds = rc.cell_examples(dense=False)
     if cell_name not in kinds:
         raise SystemExit(f"unknown cell {cell_name!r}: expected one of {list(kinds)}")
-    cell = kinds[cell_name](
+    cell = kinds[cell_name].make(
         input_size=d, hidden_size=n, key=key_cell, dtype=jnp.float32
     )
     xs = jax.random.normal(key_x, (b, t, d), jnp.float32)
@@ -52,7 +53,7 @@ def build(cell_name: str, n: int, d: int, t: int, b: int):
 
 
 def grad_fn(method: str):
-    unroll_method = "chunked" if method == "chunked-grad" else method
+    unroll_method = rc.CHUNKED if method == GRAD_ONLY else rc.method(method)
 
     def loss(cell, carry, xs, resets):
         ys, carry_T = jax.vmap(lambda c, x, r: cell.unroll(c, x, r, unroll_method))(
@@ -60,9 +61,11 @@ def grad_fn(method: str):
         )
         # What a learner carries on: BPTT leaves the traces alone and needs only
         # the state (returning the traces too would time a copy of them).
-        return jnp.sum(ys**2), carry_T.states if method == "bptt" else carry_T
+        return jnp.sum(ys**2), (
+            carry_T if unroll_method.advances_traces else carry_T.states
+        )
 
-    if method == "chunked-grad":
+    if method == GRAD_ONLY:
         return eqx.filter_jit(eqx.filter_grad(lambda *a: loss(*a)[0]))
     return eqx.filter_jit(eqx.filter_grad(loss, has_aux=True))
 
@@ -70,7 +73,9 @@ def grad_fn(method: str):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
-        "--cell", default="ELSTM", help="ELSTM, LRU, RTU (linear) or RTU-nonlinear"
+        "--cell",
+        default="ELSTM",
+        help=f"one of {', '.join(rc.cell_examples(dense=False))}",
     )
     ap.add_argument("--config", default="256,257,50,32", help="N,D,T,B")
     ap.add_argument("--number", type=int, default=3, help="calls per round")
@@ -93,7 +98,8 @@ def main() -> None:
             best[m] = min(best[m], per_call)
     print(f"{args.cell} N,D,T,B={args.config} (best of {args.repeat} x {args.number})")
     for m in METHODS:
-        print(f"{m:12s} {1e3 * best[m]:8.1f} ms  {best[m] / best['bptt']:.2f}x bptt")
+        ratio = best[m] / best[rc.BPTT.name]
+        print(f"{m:12s} {1e3 * best[m]:8.1f} ms  {ratio:.2f}x {rc.BPTT.name}")
 
 
 if __name__ == "__main__":

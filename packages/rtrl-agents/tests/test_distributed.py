@@ -258,8 +258,8 @@ def test_chunked_actor_traces_equal_online_ones(host):
     agent = ra.R2AC(config, env.spec)
     state = agent.init(jax.random.PRNGKey(1))
     keys = jax.random.split(jax.random.PRNGKey(2))
-    online = ra.Actor(agent, env, *keys, state, traces="online")
-    chunked = ra.Actor(agent, env, *keys, state, traces="chunked")
+    online = ra.Actor(agent, env, *keys, state, trace_update="online")
+    chunked = ra.Actor(agent, env, *keys, state, trace_update="chunked")
     _assert_same_rollouts(online, chunked, state, rtol=1e-4, atol=1e-5)
     assert max(float(jnp.abs(t).max()) for t in jax.tree.leaves(online.carry)) > 0
 
@@ -275,8 +275,10 @@ def test_state_only_host_actor_equals_the_jitted_loop(method):
     state = agent.init(jax.random.PRNGKey(1))
     keys = jax.random.split(jax.random.PRNGKey(2))
     host_env = recall_env(0, num_envs=4, host=True)
-    host = ra.Actor(agent, host_env, *keys, state, traces="chunked")
-    pure = ra.Actor(agent, recall_env(0, num_envs=4), *keys, state, traces="chunked")
+    host = ra.Actor(agent, host_env, *keys, state, trace_update="chunked")
+    pure = ra.Actor(
+        agent, recall_env(0, num_envs=4), *keys, state, trace_update="chunked"
+    )
     _assert_same_rollouts(host, pure, state, rtol=1e-5, atol=1e-6)
     assert isinstance(host.carry, rc.RTRLCarry)
     traces = jax.tree.leaves(host.carry.traces)

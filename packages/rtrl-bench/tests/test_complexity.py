@@ -96,6 +96,50 @@ def test_config_validation():
         cx.Entry("dense-step", 2)
     with pytest.raises(ValueError, match="budget_gb"):
         cx.ComplexityConfig(budget_gb=0)
+    with pytest.raises(ValueError, match="cell='gru' must be a registered element"):
+        cx.ComplexityConfig(cell="gru")
+    with pytest.raises(ValueError, match="dense_cell='lru' must be a registered dense"):
+        cx.ComplexityConfig(dense_cell="lru")
+
+
+def test_arms_come_from_the_gradient_methods():
+    assert cx.METHODS == (
+        "exact-step",
+        "exact-online",
+        "exact-chunked",
+        "local",
+        "bptt",
+        "dense-step",
+        "dense-chunked",
+    )
+    assert [cx.unroll_method(m) for m in cx.METHODS] == [
+        "step",
+        "online",
+        "chunked",
+        "chunked",
+        "bptt",
+        "step",
+        "chunked",
+    ]
+
+
+def test_formula_counts_match_the_closed_forms():
+    N, D = 8, 5
+    # ELSTM: own 2ND + 4N; all parameters 3ND + N^2 + 5N; dense GRU N |theta|.
+    assert cx.layer_counts("elstm", N, D)[:2] == (
+        elstm_rec(N, D),
+        elstm_all(N, D),
+    )
+    gru = 3 * N * D + 3 * N * N + 4 * N
+    assert cx.trace_formula("dense-chunked", 1, N, D) == N * gru
+    assert cx.trace_formula("bptt", 3, N, D) == 0
+    # Another layer cell: the LRU's output is D wide, so layer 2 reads D inputs.
+    lru = cx.ComplexityConfig(cell="lru")
+    own = cx.layer_counts("lru", N, D)[0]
+    lru_all = cx.layer_counts("lru", N, D)[1]
+    assert cx.trace_formula("exact-chunked", 2, N, D, lru) == 2 * own + 2 * N * lru_all
+    assert cx.theory("exact-chunked", 2, lru)[:2] == (None, None)
+    assert cx.theory("exact-chunked", 2)[:2] == (3, 3)
 
 
 def test_cli_has_complexity_subcommand(capsys):

@@ -7,16 +7,14 @@ jax.config.update("jax_enable_x64", True)
 
 import rtrl_cells as rc  # noqa: E402
 
+# Every registered cell (each example option set) and a few stacks: a cell
+# joins every test that takes ``cell`` by joining the registry.
 CELLS = rc.example_cells(jax.random.PRNGKey(0))
-EXACT = [*CELLS]
-METHODS = ["online", "chunked"]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "cell_name" in metafunc.fixturenames:
-        metafunc.parametrize("cell_name", EXACT)
-    if "rtrl_method" in metafunc.fixturenames:
-        metafunc.parametrize("rtrl_method", METHODS)
+        metafunc.parametrize("cell_name", list(CELLS))
 
 
 @pytest.fixture

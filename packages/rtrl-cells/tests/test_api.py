@@ -6,21 +6,42 @@ import inspect
 import rtrl_cells as rc
 
 PUBLIC = {
+    "BPTT",
+    "CELLS",
+    "CHUNKED",
     "METHODS",
+    "ONLINE",
     "AbstractCell",
     "AbstractElementwiseCell",
     "AbstractStack",
+    "CellContractError",
+    "CellExample",
+    "CellKind",
     "ELSTM",
     "GRU",
+    "GradientMethod",
     "LRU",
     "LSTM",
     "RTU",
     "LayerLocalApproxStack",
     "RTRLCarry",
     "Stack",
+    "cell_examples",
+    "cell_kind",
+    "cell_kind_of",
+    "check_cell",
     "example_cells",
     "gradient_error",
+    "gradient_errors",
+    "gradient_errors_by_method",
+    "method",
+    "method_names",
+    "recurrent",
+    "recurrent_fields",
+    "register_cell",
+    "testing",
     "trace_size",
+    "unregister_cell",
 }
 
 
@@ -28,7 +49,9 @@ def test_public_names():
     assert set(rc.__all__) == PUBLIC
     for name in PUBLIC:
         assert getattr(rc, name) is not None
-    assert rc.METHODS == ("online", "chunked", "bptt")
+    assert tuple(rc.METHODS) == ("online", "chunked", "bptt")
+    assert tuple(rc.CELLS) == ("elstm", "lru", "rtu", "gru", "lstm")
+    assert rc.testing.__all__ == ["CellTests", "LeakyTanh"]
     # The module and the installed distribution agree on the version.
     assert rc.__version__ == importlib.metadata.version("rtrl-cells")
 
@@ -60,7 +83,7 @@ def test_importing_pulls_in_only_jax_and_equinox():
     code = (
         "import sys, rtrl_cells; "
         "bad = [m for m in ('optax', 'torch', 'tensorflow', 'numpy.testing', "
-        "'rtrl_agents', 'rtrl_envs') if m in sys.modules]; print(bad)"
+        "'rtrl_agents', 'rtrl_envs', 'pytest') if m in sys.modules]; print(bad)"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True

@@ -44,9 +44,10 @@ def test_resets_of_wrong_dtype(cell):
 
 def test_unknown_method(cell):
     with pytest.raises(
-        ValueError, match=r"unknown method 'rtrl'.*online, chunked, bptt"
-    ):
-        cell.unroll(cell.init_carry(), jnp.zeros((5, 3)), jnp.zeros(5, bool), "rtrl")
+        ValueError, match=r"unknown method 'rtlr'.*online, chunked, bptt"
+    ) as e:
+        cell.unroll(cell.init_carry(), jnp.zeros((5, 3)), jnp.zeros(5, bool), "rtlr")
+    _one_line(e)
 
 
 def test_stack_widths_must_chain():

@@ -1,4 +1,8 @@
-"""Batching, fast paths, finite differences, float32, and the approximation."""
+"""Finite differences, float32, mixed dtypes, and the layer-local approximation.
+
+(Batching, the hand-written fast paths and the rest of the contract are
+``rtrl_cells.testing.CellTests``', run on every example cell.)
+"""
 
 import equinox as eqx
 import jax
@@ -8,94 +12,9 @@ import pytest
 
 import rtrl_cells as rc
 
-CELLS = rc.example_cells(jax.random.PRNGKey(0))
-
 
 def _tree_close(a, b, rtol, atol=0.0):
     return bool(eqx.tree_equal(a, b, rtol=rtol, atol=atol))
-
-
-@pytest.mark.parametrize(
-    "name", ["ELSTM", "RTU(relu)", "LRU", "GRU", "Stack(ELSTM,ELSTM)"]
-)
-@pytest.mark.parametrize("method", ["online", "chunked", "bptt"])
-def test_vmapped_batch_equals_single_streams(name, method):
-    cell = CELLS[name]()
-    B, T = 3, 5
-    xs = jax.random.normal(jax.random.PRNGKey(1), (B, T, cell.input_size))
-    resets = jnp.zeros((B, T), bool).at[1, 2].set(True)
-    carry0 = cell.init_carry()
-    _, carry0 = cell.unroll(carry0, xs[0], resets[0], method)
-    carries = jax.tree.map(lambda x: jnp.stack([x] * B), carry0)
-
-    def loss(c, carry, x, r):
-        ys, carry_T = c.unroll(carry, x, r, method)
-        return jnp.sum(jnp.tanh(ys)), carry_T
-
-    @eqx.filter_jit
-    def batched(c):
-        def total(c):
-            losses, carry_T = jax.vmap(loss, in_axes=(None, 0, 0, 0))(
-                c, carries, xs, resets
-            )
-            return jnp.sum(losses), carry_T
-
-        return eqx.filter_grad(total, has_aux=True)(c)
-
-    g_batch, carry_batch = batched(cell)
-    grads, carry_list = [], []
-    for b in range(B):
-        g, carry_T = eqx.filter_jit(eqx.filter_grad(loss, has_aux=True))(
-            cell, carry0, xs[b], resets[b]
-        )
-        grads.append(g)
-        carry_list.append(carry_T)
-    g_sum = jax.tree.map(lambda *gs: sum(gs), *grads)
-    assert _tree_close(g_batch, g_sum, rtol=1e-11, atol=1e-14)
-    assert _tree_close(
-        carry_batch,
-        jax.tree.map(lambda *c: jnp.stack(c), *carry_list),
-        rtol=1e-12,
-        atol=1e-14,
-    )
-
-
-@pytest.mark.parametrize(
-    "cell",
-    [
-        rc.ELSTM(input_size=5, hidden_size=4, key=jax.random.PRNGKey(1)),
-        rc.RTU(input_size=5, hidden_size=4, key=jax.random.PRNGKey(2)),
-        rc.RTU(
-            input_size=5, hidden_size=4, activation="tanh", key=jax.random.PRNGKey(3)
-        ),
-        rc.RTU(input_size=5, hidden_size=4, nonlinear=False, key=jax.random.PRNGKey(4)),
-        rc.RTU(
-            input_size=5,
-            hidden_size=4,
-            nonlinear=False,
-            activation="tanh",
-            key=jax.random.PRNGKey(5),
-        ),
-    ],
-    ids=["ELSTM", "RTU(relu)", "RTU(tanh)", "RTU(linear,relu)", "RTU(linear,tanh)"],
-)
-def test_fast_path_equals_generic_engine(cell):
-    assert cell._has_fast_path
-    system, params = cell._system()
-    keys = jax.random.split(jax.random.PRNGKey(7), 3)
-    s = (jax.random.normal(keys[0], (cell.num_units, cell.block_size)),)
-    x = jax.random.normal(keys[1], (cell.input_size,))
-    leaves, treedef = jax.tree.flatten(rc.RTRLCarry((), cell.init_carry().traces))
-    rand = jax.random.split(keys[2], len(leaves))
-    traces = jax.tree.unflatten(
-        treedef,
-        [jax.random.normal(k, e.shape) for k, e in zip(rand, leaves, strict=True)],
-    ).traces
-    s_fast, e_fast = system.trace_step(params, s, x, traces)
-    s_gen, e_gen = system.generic_trace_step(params, s, x, traces)
-    assert system.fast_trace_step is not None
-    assert _tree_close(s_fast, s_gen, rtol=1e-13, atol=1e-15)
-    assert _tree_close(e_fast, e_gen, rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("method", ["online", "chunked"])

@@ -11,7 +11,8 @@ The host driver (``train`` on a host environment) and the distributed system's
 Ray actors (``train_distributed``) both act through this class; pure JAX
 environments are stepped by the jitted :func:`~rtrl_agents.collect`.
 
-How an RTRL actor advances its traces (``traces``):
+How an RTRL actor advances its traces (``trace_update``, a gradient method of
+``rtrl_cells.METHODS`` that advances traces):
 
 * ``"online"``: the per-step RTRL recursion at every step (``net.step``).
 * ``"chunked"``: every step advances the state only; at the rollout's end the
@@ -23,7 +24,8 @@ How an RTRL actor advances its traces (``traces``):
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import warnings
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -35,8 +37,8 @@ import rtrl_cells as rc
 from ._core import AgentState, Trajectory, actor_step
 from ._loop import RunnerState, collect
 
-TraceUpdate = Literal["online", "chunked"]
-TRACE_UPDATES = ("online", "chunked")
+# How an actor may advance traces: the gradient methods that advance them.
+TRACE_UPDATES = tuple(m.name for m in rc.METHODS.values() if m.advances_traces)
 
 
 def rollout_final_carry(net: Any, batch: Trajectory) -> Any:
@@ -52,7 +54,7 @@ def rollout_final_carry(net: Any, batch: Trajectory) -> Any:
     """
 
     def one(c0, obs, reward, first):
-        return net.unroll(c0, obs[:-1], reward[:-1], first[:-1], method="chunked")[2]
+        return net.unroll(c0, obs[:-1], reward[:-1], first[:-1], method=rc.CHUNKED)[2]
 
     return jax.vmap(one)(batch.carry_0, batch.observation, batch.reward, batch.first)
 
@@ -65,11 +67,11 @@ class _StateOnlyActing:
         self.num_envs = agent.num_envs
 
     def act(self, state: AgentState, carry: Any, timestep: Any, key: jax.Array):
-        return actor_step(state.params, carry, timestep, key, method="bptt")
+        return actor_step(state.params, carry, timestep, key, method=rc.BPTT)
 
 
 def _uses_traces(net: Any) -> bool:
-    return net.core is not None and net.method != "tbptt"
+    return net.core is not None and rc.method(net.method).advances_traces
 
 
 def _jit_state_only(act: Any) -> Any:
@@ -119,7 +121,9 @@ class Actor:
         env_key: the key the environments are reset with.
         key: the actor's PRNG key (action sampling).
         state: an agent state (its parameters give the initial carry).
-        traces: ``"online"`` or ``"chunked"`` (see the module docstring).
+        trace_update: ``"online"`` or ``"chunked"``: how RTRL traces advance
+            (see the module docstring).
+        traces: deprecated name of ``trace_update``.
     """
 
     def __init__(
@@ -130,11 +134,21 @@ class Actor:
         key: jax.Array,
         state: AgentState,
         *,
-        traces: TraceUpdate = "online",
+        trace_update: str = "online",
+        traces: str | None = None,
     ):
-        if traces not in TRACE_UPDATES:
+        if traces is not None:
+            warnings.warn(
+                "Actor(traces=...) is renamed trace_update=... (PPOConfig.traces "
+                "means something else)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            trace_update = traces
+        if trace_update not in TRACE_UPDATES:
             raise ValueError(
-                f"unknown trace update {traces!r}: expected 'online' or 'chunked'."
+                f"unknown trace update {trace_update!r}: expected one of "
+                f"{', '.join(TRACE_UPDATES)}."
             )
         if int(env.spec.num_envs) != int(agent.num_envs):
             raise ValueError(
@@ -142,7 +156,7 @@ class Actor:
                 f"environment has {env.spec.num_envs}; build the agent with this "
                 "environment's spec."
             )
-        self.agent, self.env, self.traces = agent, env, traces
+        self.agent, self.env, self.trace_update = agent, env, trace_update
         self.is_jax = bool(getattr(env.spec, "is_jax", False))
         self.env_state, self.timestep = env.reset(env_key)
         self.carry = agent.initial_carry(state)
@@ -150,7 +164,7 @@ class Actor:
         n = agent.num_envs
         self.episode_return = np.zeros((n,), np.float32)
         self.episode_length = np.zeros((n,), np.int64)
-        chunked = traces == "chunked" and _uses_traces(state.params)
+        chunked = rc.method(trace_update) is rc.CHUNKED and _uses_traces(state.params)
         self._chunked = chunked
         if self.is_jax:
             acting = _StateOnlyActing(agent) if chunked else agent
@@ -158,7 +172,7 @@ class Actor:
             self._ep = (jnp.asarray(self.episode_return), jnp.zeros((n,), jnp.int32))
         else:
             act = (
-                (lambda s, c, t, k: actor_step(s.params, c, t, k, method="bptt"))
+                (lambda s, c, t, k: actor_step(s.params, c, t, k, method=rc.BPTT))
                 if chunked
                 else agent.act
             )

@@ -10,12 +10,13 @@ import dataclasses
 import math
 from typing import Literal
 
-CELLS: tuple[str, ...] = ("elstm", "lru", "rtu", "gru", "lstm", "none")
-CORE_METHODS: tuple[str, ...] = ("rtrl", "rtrl-online", "tbptt")
+import rtrl_cells as rc
+
+# Cell and gradient-method names are rtrl-cells' (rc.CELLS, rc.METHODS); this is
+# the one name a configuration adds: no recurrent core at all.
+NO_CELL = "none"
 ACTIVATIONS: tuple[str, ...] = ("relu", "tanh")
 
-CellName = Literal["elstm", "lru", "rtu", "gru", "lstm", "none"]
-CoreMethod = Literal["rtrl", "rtrl-online", "tbptt"]
 Activation = Literal["relu", "tanh"]
 
 
@@ -109,16 +110,19 @@ class TorsoConfig:
 class CoreConfig:
     """The recurrent core: an rtrl-cells cell and how its gradient is computed."""
 
-    cell: CellName = "elstm"
-    """``"elstm"``, ``"lru"``, ``"rtu"``, ``"gru"``, ``"lstm"``, or ``"none"``
-    (feedforward baseline)."""
+    cell: str = "elstm"
+    """A registered cell (a name in ``rtrl_cells.CELLS``: ``"elstm"``, ``"lru"``,
+    ``"rtu"``, ``"gru"``, ``"lstm"``, or one added with ``rc.register_cell``), or
+    ``"none"`` (feedforward baseline)."""
 
     hidden_size: int = 256
     """Units of the cell (N)."""
 
-    method: CoreMethod = "rtrl"
-    """``"rtrl"`` (exact chunked RTRL in the learner), ``"rtrl-online"`` (exact,
-    a scan of online steps) or ``"tbptt"`` (gradients stop at the rollout start)."""
+    method: str = "rtrl"
+    """A gradient method of ``rtrl_cells.METHODS``, by name or alias: ``"rtrl"``
+    (= ``"chunked"``: exact chunked RTRL in the learner), ``"rtrl-online"`` (=
+    ``"online"``: exact, inputs get one-step gradients) or ``"tbptt"`` (=
+    ``"bptt"``: gradients stop at the rollout start)."""
 
     rtu_nonlinear: bool = True
     """RTU only: non-linear (activation inside the recurrence) or linear RTU."""
@@ -133,9 +137,9 @@ class CoreConfig:
     """LRU/RTU only: largest initial eigenvalue modulus (ring init)."""
 
     def __post_init__(self) -> None:
-        _choice("CoreConfig", "cell", self.cell, CELLS)
+        _choice("CoreConfig", "cell", self.cell, (*rc.CELLS, NO_CELL))
         _positive_int("CoreConfig", hidden_size=self.hidden_size)
-        _choice("CoreConfig", "method", self.method, CORE_METHODS)
+        _choice("CoreConfig", "method", self.method, rc.method_names())
         _choice("CoreConfig", "rtu_activation", self.rtu_activation, ACTIVATIONS)
         _in_range("CoreConfig", "r_min", self.r_min, 0.0, 1.0)
         _in_range("CoreConfig", "r_max", self.r_max, 0.0, 1.0)
@@ -147,7 +151,7 @@ class CoreConfig:
     @property
     def recurrent(self) -> bool:
         """False for the feedforward baseline (``cell="none"``)."""
-        return self.cell != "none"
+        return self.cell != NO_CELL
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,9 +208,7 @@ class NetworkConfig:
                 )
 
 
-def impala_network(
-    hidden_size: int = 256, method: CoreMethod = "rtrl"
-) -> NetworkConfig:
+def impala_network(hidden_size: int = 256, method: str = "rtrl") -> NetworkConfig:
     """The seed's R2AC network: IMPALA ResNet torso, eLSTM core, linear heads."""
     return NetworkConfig(
         torso=TorsoConfig(kind="impala"),
@@ -214,7 +216,7 @@ def impala_network(
     )
 
 
-def rtu_ppo_network(method: CoreMethod = "rtrl") -> NetworkConfig:
+def rtu_ppo_network(method: str = "rtrl") -> NetworkConfig:
     """The RTU paper's PPO network: Dense 64 tanh -> RTU(192) -> heads 64 tanh."""
     return NetworkConfig(
         torso=TorsoConfig(

@@ -168,7 +168,8 @@ class RolloutWorker:
             from it and its environment's spec).
         env_fn: ``env_fn(seed)`` builds this actor's batch of environments.
         seed: the actor's seed (environments and action sampling).
-        traces: ``"online"`` or ``"chunked"``.
+        trace_update: how the actor advances RTRL traces, ``"online"`` or
+            ``"chunked"`` (``Actor``'s ``trace_update``).
     """
 
     def __init__(
@@ -176,7 +177,7 @@ class RolloutWorker:
         config: R2ACConfig,
         env_fn: Callable[[int], Any],
         seed: int,
-        traces: str = "online",
+        trace_update: str = "online",
     ):
         self.env = env_fn(seed)
         self.agent = R2AC(config, self.env.spec)
@@ -189,7 +190,9 @@ class RolloutWorker:
         self._latest: tuple[int, Any] | None = None
         self._has_params = threading.Event()
         self._lock = threading.Lock()
-        self.actor = Actor(self.agent, self.env, k_env, k_act, state, traces=traces)
+        self.actor = Actor(
+            self.agent, self.env, k_env, k_act, state, trace_update=trace_update
+        )
 
     def spec(self) -> Any:
         """The environment's spec (the learner builds its agent from it)."""

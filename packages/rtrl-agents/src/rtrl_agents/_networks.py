@@ -18,11 +18,6 @@ import rtrl_cells as rc
 from ._config import CoreConfig, HeadConfig, NetworkConfig, TorsoConfig
 from ._env import action_dim, is_discrete
 
-# The agents' method names -> the cell's unroll methods (learner side).
-LEARNER_METHOD = {"rtrl": "chunked", "rtrl-online": "online", "tbptt": "bptt"}
-# What the actor runs per step: RTRL must advance the traces, TBPTT need not.
-ACTOR_METHOD = {"rtrl": "online", "rtrl-online": "online", "tbptt": "bptt"}
-
 _ACT = {"relu": jax.nn.relu, "tanh": jnp.tanh}
 
 
@@ -271,34 +266,85 @@ class ValueHead(eqx.Module):
         return self.mlp(h)[0]
 
 
-def make_cell(config: CoreConfig, input_size: int, *, key) -> rc.AbstractCell:
-    """Builds the rtrl-cells cell that ``config`` names."""
-    n = config.hidden_size
-    if config.cell == "elstm":
-        return rc.ELSTM(input_size=input_size, hidden_size=n, key=key)
-    if config.cell == "lru":
-        return rc.LRU(
-            input_size=input_size,
-            hidden_size=n,
-            key=key,
-            r_min=config.r_min,
-            r_max=config.r_max,
+def _cell_options(config: CoreConfig) -> dict[str, Any]:
+    """The constructor options ``config`` sets, by the constructors' own names."""
+    return {
+        "nonlinear": config.rtu_nonlinear,
+        "activation": config.rtu_activation,
+        "r_min": config.r_min,
+        "r_max": config.r_max,
+    }
+
+
+def make_core(
+    config: CoreConfig,
+    input_size: int,
+    *,
+    key: PRNGKeyArray,
+    cell: rc.AbstractCell | None = None,
+) -> rc.AbstractCell | None:
+    """The core ``config`` names: built, or the given ``cell`` checked against it.
+
+    The cell is built from the registry (``rtrl_cells.CELLS[config.cell]``) with
+    the options of ``config`` its constructor takes. A given cell must be what
+    ``config`` describes, so that the configuration (and a run's
+    ``config.json``) never says one cell while another trains.
+
+    Args:
+        config: the core's configuration (``cell="none"``: no core, ``None``).
+        input_size: the width of the core's input.
+        key: PRNG key of a built cell's parameters.
+        cell: optionally, a cell to use instead of building one.
+
+    Raises:
+        ValueError: (one line) when ``cell`` is not of the kind ``config.cell``
+            names, or its hidden size, input size or an option disagrees.
+    """
+    if cell is None:
+        if not config.recurrent:
+            return None
+        kind = rc.cell_kind(config.cell)
+        options = {k: v for k, v in _cell_options(config).items() if k in kind.options}
+        return kind.make(
+            input_size=input_size, hidden_size=config.hidden_size, key=key, **options
         )
-    if config.cell == "rtu":
-        return rc.RTU(
-            input_size=input_size,
-            hidden_size=n,
-            nonlinear=config.rtu_nonlinear,
-            activation=config.rtu_activation,
-            key=key,
-            r_min=config.r_min,
-            r_max=config.r_max,
+    given = type(cell).__name__
+    kind = rc.cell_kind_of(cell)
+    if kind is None:
+        raise ValueError(
+            f"the cell given is a {given}, which is not a registered cell; register "
+            f"it (rtrl_cells.register_cell) and name it in CoreConfig.cell (now "
+            f"{config.cell!r}), or drop cell=."
         )
-    if config.cell == "gru":
-        return rc.GRU(input_size=input_size, hidden_size=n, key=key)
-    if config.cell == "lstm":
-        return rc.LSTM(input_size=input_size, hidden_size=n, key=key)
-    raise ValueError(f"no cell for CoreConfig.cell={config.cell!r}")
+    if kind.name != config.cell:
+        raise ValueError(
+            f"the cell given is a {given} (registered as {kind.name!r}) but "
+            f"CoreConfig.cell={config.cell!r}; set cell={kind.name!r}, or drop cell=."
+        )
+    hidden = getattr(cell, "hidden_size", None)
+    if hidden is None:
+        raise ValueError(
+            f"the cell given ({given}) has no hidden_size to check against "
+            "CoreConfig.hidden_size; give its class a hidden_size property."
+        )
+    if hidden != config.hidden_size:
+        raise ValueError(
+            f"the cell given has hidden_size {hidden} but CoreConfig.hidden_size="
+            f"{config.hidden_size}; make them agree."
+        )
+    for option, value in _cell_options(config).items():
+        have = getattr(cell, option, value)  # options kept as plain attributes
+        if option in kind.options and not eqx.is_array(have) and have != value:
+            raise ValueError(
+                f"the cell given has {option}={have!r} but the CoreConfig sets "
+                f"{value!r}; make them agree."
+            )
+    if cell.input_size != input_size:
+        raise ValueError(
+            f"the given cell takes inputs of size {cell.input_size}, but the "
+            f"core's input has {input_size}; build it with input_size={input_size}."
+        )
+    return cell
 
 
 def check_action_space(config: HeadConfig, action_space: Any) -> str:
@@ -327,7 +373,8 @@ class ActorCriticNet(eqx.Module):
 
     One stream, unbatched. ``core`` is any rtrl-cells cell, or ``None`` for the
     feedforward baseline (whose carry is a dummy scalar). The gradient method is
-    a static field: ``"rtrl"``, ``"rtrl-online"`` or ``"tbptt"``.
+    a static field: a name of ``rtrl_cells.METHODS`` (``"rtrl"``, ``"rtrl-online"``
+    or ``"tbptt"`` in the seeds' configurations).
     """
 
     torso: MLPTorso | ImpalaTorso
@@ -357,8 +404,9 @@ class ActorCriticNet(eqx.Module):
             action_space: ``Discrete``-like (``n``) or ``Box``-like (``shape``).
             key: PRNG key for the parameters.
             reward_clip: clip of the reward input (``None``: unclipped).
-            cell: an rtrl-cells cell to use instead of the one ``config.core``
-                names (any cell; its ``input_size`` must match the torso).
+            cell: an rtrl-cells cell to use instead of building the one
+                ``config.core`` names; it must be of that kind and size (see
+                :func:`make_core`) and take the torso's output.
         """
         dist = check_action_space(config.heads, action_space)
         self.observation_shape = tuple(int(d) for d in obs_shape)
@@ -371,17 +419,7 @@ class ActorCriticNet(eqx.Module):
                 raise ValueError(f"observation shape {obs_shape} has no entries.")
             self.torso = MLPTorso(size, config.torso, key=k_torso)
         core_in = self.torso.out_size + int(config.torso.reward_input)
-        if cell is not None:
-            if cell.input_size != core_in:
-                raise ValueError(
-                    f"the given cell takes inputs of size {cell.input_size}, but the "
-                    f"torso gives {core_in}; build it with input_size={core_in}."
-                )
-            self.core = cell
-        elif config.core.recurrent:
-            self.core = make_cell(config.core, core_in, key=k_core)
-        else:
-            self.core = None
+        self.core = make_core(config.core, core_in, key=k_core, cell=cell)
         feat = core_in if self.core is None else self.core.output_size
         if dist == "categorical":
             self.policy = CategoricalHead(
@@ -426,8 +464,8 @@ class ActorCriticNet(eqx.Module):
             obs: observations ``(T, *obs_shape)``.
             reward: the reward that arrived with each observation, ``(T,)``.
             first: ``first`` flags ``(T,)`` (the cell's resets).
-            method: the cell's unroll method (``"chunked"``, ``"online"``,
-                ``"bptt"``); default: the learner's method for ``self.method``.
+            method: the cell's unroll method (a name or an
+                ``rtrl_cells.GradientMethod``); default: ``self.method``.
 
         Returns:
             ``(policy_params (T, P), values (T,), carry_T)``.
@@ -442,7 +480,7 @@ class ActorCriticNet(eqx.Module):
         if self.core is None:
             hs, carry_T = feats, carry
         else:
-            method = LEARNER_METHOD[self.method] if method is None else method
+            method = rc.method(self.method) if method is None else method
             hs, carry_T = self.core.unroll(carry, feats, first, method=method)
         return jax.vmap(self.policy)(hs), jax.vmap(self.value)(hs), carry_T
 
@@ -457,14 +495,15 @@ class ActorCriticNet(eqx.Module):
         """One actor step: ``(policy_params_t, v_t, carry)``.
 
         RTRL cores advance their traces (online RTRL); TBPTT cores only their
-        state. ``method`` overrides the cell method (``"bptt"``: state only).
+        state (``self.method``'s ``step_method``). ``method`` overrides it
+        (``rtrl_cells.BPTT``: state only).
         """
         p, v, carry = self.unroll(
             carry,
             obs_t[None],
             jnp.asarray(reward_t)[None],
             jnp.asarray(first_t)[None],
-            method=ACTOR_METHOD[self.method] if method is None else method,
+            method=rc.method(self.method).step_method if method is None else method,
         )
         return p[0], v[0], carry
 

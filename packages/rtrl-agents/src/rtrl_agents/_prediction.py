@@ -28,7 +28,7 @@ import rtrl_cells as rc
 
 from ._config import SequenceLearnerConfig, TDPredictorConfig
 from ._core import AgentState, apply_if_finite, batched_initial_carry
-from ._networks import ACTOR_METHOD, LEARNER_METHOD, _float_dtype, make_cell
+from ._networks import _float_dtype, make_core
 
 
 class PredictionNet(eqx.Module):
@@ -57,20 +57,11 @@ class PredictionNet(eqx.Module):
             input_size: features per step.
             output_size: outputs per step.
             key: PRNG key for the parameters.
-            cell: an rtrl-cells cell to use instead of the one ``config`` names.
+            cell: an rtrl-cells cell to use instead of building the one
+                ``config`` names; it must be of that kind and size.
         """
         k_core, k_out = jax.random.split(key)
-        if cell is not None:
-            if cell.input_size != input_size:
-                raise ValueError(
-                    f"the given cell takes inputs of size {cell.input_size}, but the "
-                    f"data has {input_size}; build it with input_size={input_size}."
-                )
-            self.core = cell
-        elif config.recurrent:
-            self.core = make_cell(config, input_size, key=k_core)
-        else:
-            self.core = None
+        self.core = make_core(config, input_size, key=k_core, cell=cell)
         feat = input_size if self.core is None else self.core.output_size
         self.readout = eqx.nn.Linear(feat, output_size, key=k_out)
         self.method = config.method
@@ -90,15 +81,15 @@ class PredictionNet(eqx.Module):
     ) -> tuple[Float[Array, "T O"], Any]:
         """``T`` steps from ``carry``: ``(outputs (T, O), carry_T)``.
 
-        ``method`` is the cell's unroll method; default: the learner's method for
-        ``self.method`` (``"rtrl"`` -> chunked, ``"rtrl-online"`` -> online,
-        ``"tbptt"`` -> bptt within the call).
+        ``method`` is the cell's unroll method; default: ``self.method``
+        (``"rtrl"`` is chunked, ``"rtrl-online"`` online, ``"tbptt"`` bptt within
+        the call: aliases in ``rtrl_cells.METHODS``).
         """
         xs = jnp.asarray(xs, _float_dtype())
         if self.core is None:
             hs, carry_T = xs, carry
         else:
-            method = LEARNER_METHOD[self.method] if method is None else method
+            method = rc.method(self.method) if method is None else method
             hs, carry_T = self.core.unroll(carry, xs, resets, method=method)
         return jax.vmap(self.readout)(hs), carry_T
 
@@ -108,7 +99,7 @@ class PredictionNet(eqx.Module):
             carry,
             jnp.asarray(x_t)[None],
             jnp.asarray(reset_t)[None],
-            method=ACTOR_METHOD[self.method],
+            method=rc.method(self.method).step_method,
         )
         return ys[0], carry
 

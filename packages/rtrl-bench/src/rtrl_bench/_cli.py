@@ -115,7 +115,13 @@ def _write_json(path: str | None, payload: dict) -> None:
 def _gradcheck(args: argparse.Namespace) -> int:
     from ._gradcheck import THRESHOLD, format_table, run_gradcheck
 
-    rows = run_gradcheck(seed=args.seed, segments=args.segments, length=args.length)
+    rows = run_gradcheck(
+        seed=args.seed,
+        methods=args.methods,
+        segments=args.segments,
+        length=args.length,
+        cells=args.cells,
+    )
     print(
         "Max relative error of the RTRL parameter gradient against full BPTT "
         f"(float64; {args.segments} segments of {args.length} steps, carries passed "
@@ -209,7 +215,17 @@ def _complexity(args: argparse.Namespace) -> int:
     kw = {}
     if args.full:
         kw["entries"] = FULL_ENTRIES
-    names = ("widths", "steps", "stream_steps", "batch", "rounds", "budget_gb", "seed")
+    names = (
+        "widths",
+        "steps",
+        "stream_steps",
+        "batch",
+        "rounds",
+        "budget_gb",
+        "seed",
+        "cell",
+        "dense_cell",
+    )
     for name in names:
         value = getattr(args, name)
         if value is not None:
@@ -222,6 +238,50 @@ def _complexity(args: argparse.Namespace) -> int:
     print(f"\nwrote {', '.join(str(p) for p in paths.values())}")
     print(f"study took {result.seconds:.0f} s")
     return 0
+
+
+def _add_registry_options(sub: argparse._SubParsersAction) -> None:
+    """The options that name cells and methods, whose choices are rtrl-cells'.
+
+    Built from the registries when the parser is: a cell registered with
+    ``rtrl_cells.register_cell`` or a new gradient method appears here without
+    an edit.
+    """
+    import jax
+
+    import rtrl_cells as rc
+
+    from ._gradcheck import exact_methods
+    from ._speed import CELLS
+
+    p = sub.choices["gradcheck"]
+    examples = list(rc.example_cells(jax.random.PRNGKey(0)))
+    p.add_argument(
+        "--cells", nargs="+", choices=examples, default=None, help="default: all"
+    )
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        choices=exact_methods(),
+        default=None,
+        help="default: every exact method",
+    )
+    p = sub.choices["speed"]
+    p.add_argument(
+        "--cells",
+        nargs="+",
+        choices=CELLS,
+        default=list(CELLS),
+        help="default: every registered element-wise cell",
+    )
+    p.add_argument("--memory-cells", nargs="+", choices=CELLS, default=[CELLS[0]])
+    p = sub.choices["complexity"]
+    for flag, dense, what in (
+        ("--cell", False, "layer cell"),
+        ("--dense-cell", True, "the dense-* methods' cell"),
+    ):
+        names = [k for k, v in rc.CELLS.items() if v.dense == dense]
+        p.add_argument(flag, choices=names, default=None, help=what)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -407,12 +467,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("speed", help="time and memory of bptt, chunked and online")
     p.add_argument(
-        "--cells",
-        nargs="+",
-        default=["ELSTM", "LRU", "RTU(linear)", "RTU(nonlinear)"],
-        help="cells to time",
-    )
-    p.add_argument(
         "--config",
         nargs="+",
         type=_sizes,
@@ -426,9 +480,6 @@ def build_parser() -> argparse.ArgumentParser:
         type=_count,
         default=[10, 100, 1000],
         help="rollout lengths T for the memory table (N, D, B of the first config)",
-    )
-    p.add_argument(
-        "--memory-cells", nargs="+", default=["ELSTM"], help="cells of the memory table"
     )
     p.add_argument("--json", default=None, help="also write the results here")
     p.set_defaults(func=_speed)
@@ -641,6 +692,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default=None, help="the markdown file (default: DIR/report.md)"
     )
     p.set_defaults(func=_report)
+    _add_registry_options(sub)
     return parser
 
 

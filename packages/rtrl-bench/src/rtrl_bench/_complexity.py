@@ -5,7 +5,8 @@ element-wise layers are stacked: layer ``l`` reads all of layer ``l-1``'s output
 so ``d s_l / d theta_m`` (``m < l``) is dense, ``N_l x |theta_m|``, and ``L``
 layers carry ``L(L+1)/2`` sensitivity blocks. This study measures that cost.
 
-For stacks of ``L`` ELSTM layers of width ``N`` (input width ``D`` fixed) it times
+For stacks of ``L`` layers of width ``N`` (input width ``D`` fixed; ELSTM layers by
+default, any registered element-wise cell with ``ComplexityConfig.cell``) it times
 the gradient of a batch-summed loss over one rollout of ``T`` steps (vmapped batch
 of ``B`` streams, jitted, float32; the function also returns the new carry, so
 the trace update of ``"chunked"`` cannot be dropped as dead code) and divides the
@@ -20,8 +21,13 @@ median by ``T``. Methods:
 - ``local``: :class:`rtrl_cells.LayerLocalApproxStack` (``"chunked"``), the
   layer-local APPROXIMATION (own-layer traces only);
 - ``bptt``: truncated BPTT over the rollout (no traces);
-- ``dense-step`` / ``dense-chunked``: one dense :class:`rtrl_cells.GRU`, exact
-  dense RTRL (``L = 1`` only), per step or per segment.
+- ``dense-step`` / ``dense-chunked``: one dense cell (:class:`rtrl_cells.GRU` by
+  default, ``ComplexityConfig.dense_cell``), exact dense RTRL (``L = 1`` only),
+  per step or per segment.
+
+The arms are built from rtrl-cells' gradient methods (:data:`ARMS`): an exact
+method ``m`` gives ``exact-m``, a method that advances no traces is timed on its
+own (``bptt``). The theory's exponents are stated for the default cells.
 
 Trace memory per stream is counted from the layout (``rtrl_cells.trace_size``,
 4 bytes an entry), checked against the arrays of a real carry, and set beside the
@@ -34,6 +40,7 @@ per (method, L) by log-log least squares and printed beside the theory.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import statistics
 import time
@@ -41,15 +48,49 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-METHODS = (
-    "exact-step",
-    "exact-online",
-    "exact-chunked",
-    "local",
-    "bptt",
-    "dense-step",
-    "dense-chunked",
-)
+import rtrl_cells as rc
+
+#: A scan of ``cell.step``: exact RTRL one step at a time, as a streaming learner.
+STEP = "step"
+
+
+@dataclasses.dataclass(frozen=True)
+class Arm:
+    """What one study method runs.
+
+    Attributes:
+        structure: ``"exact"`` (:class:`rtrl_cells.Stack`), ``"local"``
+            (:class:`rtrl_cells.LayerLocalApproxStack`) or ``"dense"`` (one dense
+            cell).
+        method: a gradient method's name (``unroll``), or :data:`STEP`.
+    """
+
+    structure: str
+    method: str
+
+    @property
+    def traces(self) -> bool:
+        """Whether it carries RTRL traces (BPTT does not)."""
+        return self.method == STEP or rc.method(self.method).advances_traces
+
+
+def _arms() -> dict[str, Arm]:
+    arms = {f"exact-{STEP}": Arm("exact", STEP)}
+    for m in rc.METHODS.values():
+        if m.exact:
+            arms[f"exact-{m.name}"] = Arm("exact", m.name)
+    arms["local"] = Arm("local", rc.CHUNKED.name)
+    for m in rc.METHODS.values():
+        if not m.advances_traces:
+            arms[m.name] = Arm("local", m.name)  # BPTT: the stack with fewest traces
+    arms[f"dense-{STEP}"] = Arm("dense", STEP)
+    arms[f"dense-{rc.CHUNKED.name}"] = Arm("dense", rc.CHUNKED.name)
+    return arms
+
+
+#: The study's methods, by name.
+ARMS: dict[str, Arm] = _arms()
+METHODS = tuple(ARMS)
 WIDTHS = (32, 64, 128, 256)
 LAYERS = (1, 2, 3)
 _BYTES = 4  # float32
@@ -83,7 +124,7 @@ class Entry:
             )
         if self.layers < 1:
             raise ValueError(f"layers must be >= 1, got {self.layers}.")
-        if self.method.startswith("dense") and self.layers != 1:
+        if ARMS[self.method].structure == "dense" and self.layers != 1:
             raise ValueError("the dense GRU is studied as a single layer (layers=1).")
 
 
@@ -113,14 +154,9 @@ DEFAULT_ENTRIES = _entries(
 )
 FULL_ENTRIES = _entries(
     {
-        **{(m, L): None for L in LAYERS for m in ("bptt", "local")},
-        **{
-            (m, L): None
-            for L in LAYERS
-            for m in ("exact-step", "exact-online", "exact-chunked")
-        },
-        ("dense-step", 1): None,
-        ("dense-chunked", 1): None,
+        (m, L): None
+        for m, arm in ARMS.items()
+        for L in ((1,) if arm.structure == "dense" else LAYERS)
     }
 )
 
@@ -148,6 +184,11 @@ class ComplexityConfig:
             skip it.
         memory_width: ``N`` of that check.
         seed: PRNG seed of parameters and inputs.
+        cell: the layers' cell, a registered element-wise cell
+            (``rtrl_cells.CELLS``; the theory's exponents are stated for
+            ``"elstm"``).
+        dense_cell: the ``dense-*`` methods' cell, a registered dense cell (the
+            theory's: ``"gru"``).
     """
 
     entries: tuple[Entry, ...] = DEFAULT_ENTRIES
@@ -162,10 +203,12 @@ class ComplexityConfig:
     memory_lengths: tuple[int, ...] = (25, 100, 400)
     memory_width: int = 64
     seed: int = 0
+    cell: str = "elstm"
+    dense_cell: str = "gru"
 
     def steps_for(self, method: str) -> int:
         """The rollout length ``T`` a method is timed over."""
-        if method.endswith("step") and self.stream_steps is not None:
+        if ARMS[method].method == STEP and self.stream_steps is not None:
             return self.stream_steps
         return self.steps
 
@@ -180,6 +223,14 @@ class ComplexityConfig:
             raise ValueError(f"widths must be positive ints, got {self.widths!r}.")
         if self.budget_gb <= 0:
             raise ValueError(f"budget_gb must be positive, got {self.budget_gb!r}.")
+        for name, dense in (("cell", False), ("dense_cell", True)):
+            names = [k for k, v in rc.CELLS.items() if v.dense == dense]
+            if getattr(self, name) not in names:
+                raise ValueError(
+                    f"{name}={getattr(self, name)!r} must be a registered "
+                    f"{'dense' if dense else 'element-wise'} cell: one of "
+                    f"{', '.join(names)}."
+                )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -288,48 +339,77 @@ class ComplexityResult:
 # --- theory ---
 
 
-def elstm_params(N: int, D: int) -> tuple[int, int]:
-    """``(|theta_rec|, |theta|)`` of one ELSTM layer of width ``N``, input ``D``.
+@functools.cache
+def layer_counts(cell: str, N: int, D: int) -> tuple[int, int, int, int]:
+    """One layer of the registered ``cell``, width ``N``, input ``D``, counted.
 
-    ``theta_rec = F, Z, w_f, w_z, b_f, b_z`` (``2ND + 4N``); the output gate adds
-    ``O, W_o, b_o`` (``ND + N^2 + N``).
+    Returns:
+        ``(own trace entries, |theta|, state entries, output width)``: its own
+        ``rtrl_cells.trace_size`` (``block_size x |theta_rec|``; ELSTM ``2ND +
+        4N``, dense GRU ``N x |theta|``), all its parameters (ELSTM ``3ND + N^2 +
+        5N``), ``num_units x block_size`` and ``output_size``.
     """
-    rec = 2 * N * D + 4 * N
-    return rec, rec + N * D + N * N + N
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+
+    layer = rc.cell_kind(cell).make(
+        input_size=D, hidden_size=N, key=jax.random.PRNGKey(0), dtype=jnp.float32
+    )
+    params = sum(
+        x.size for x in jax.tree.leaves(eqx.filter(layer, eqx.is_inexact_array))
+    )
+    state = layer.num_units * layer.block_size
+    return rc.trace_size(layer), params, state, layer.output_size
 
 
-def gru_params(N: int, D: int) -> int:
-    """``|theta|`` of a dense GRU: ``W`` (3N x D), ``U`` (3N x N), ``b``, ``b_hn``."""
-    return 3 * N * D + 3 * N * N + 4 * N
+def _stack_counts(
+    cfg: ComplexityConfig | None, method: str, layers: int, N: int, D: int
+):
+    """``layer_counts`` of every layer a method runs, bottom first."""
+    cfg = cfg or ComplexityConfig()
+    if ARMS[method].structure == "dense":
+        return [layer_counts(cfg.dense_cell, N, D)]
+    out, width = [], D
+    for _ in range(layers):
+        out.append(layer_counts(cfg.cell, N, width))
+        width = out[-1][3]
+    return out
 
 
-def trace_formula(method: str, layers: int, N: int, D: int) -> int:
+def trace_formula(
+    method: str, layers: int, N: int, D: int, cfg: ComplexityConfig | None = None
+) -> int:
     """Trace entries per stream that the theory predicts.
 
-    Exact RTRL of ``L`` element-wise layers (block size 1): every layer carries
-    ``1 * |theta_rec,l|`` for its own recurrent parameters, and layer ``l`` a dense
-    ``N_l x |theta_m|`` block for every layer ``m < l`` (all of ``theta_m``,
+    Exact RTRL of ``L`` element-wise layers: every layer carries its own block,
+    ``k_l |theta_rec,l|`` (ELSTM: ``2N D_l + 4N``), and layer ``l`` a dense
+    ``N_l k_l x |theta_m|`` block for every layer ``m < l`` (all of ``theta_m``,
     output gate included, since it shapes layer ``m+1``'s input). The layer-local
-    approximation keeps the own blocks only; BPTT keeps none; dense RTRL of a GRU
-    keeps ``N x |theta|``.
+    approximation keeps the own blocks only; BPTT keeps none; dense RTRL keeps
+    ``N k x |theta|`` (the dense cell's own block).
+
+    Args:
+        cfg: the study's cells (default: ELSTM layers, a dense GRU).
     """
-    if method == "bptt":
+    arm = ARMS[method]
+    if not arm.traces:
         return 0
-    if method.startswith("dense"):
-        return N * gru_params(N, D)
-    widths_in = [D] + [N] * (layers - 1)
-    own = sum(elstm_params(N, d)[0] for d in widths_in)
-    if method == "local":
+    counts = _stack_counts(cfg, method, layers, N, D)
+    own = sum(c[0] for c in counts)
+    if arm.structure != "exact":
         return own
     cross = sum(
-        N * elstm_params(N, widths_in[m])[1]
-        for upper in range(1, layers)
+        counts[upper][2] * counts[m][1]
+        for upper in range(1, len(counts))
         for m in range(upper)
     )
     return own + cross
 
 
-# Asymptotic exponents in N with D fixed: (trace memory, time per step, formula).
+# Asymptotic exponents in N with D fixed: (trace memory, time per step, formula),
+# for ELSTM layers and a dense GRU (THEORY_CELLS), per study method and L > 1.
+THEORY_CELLS = ("elstm", "gru")
 _ONE = "N·D traces; N·D update, N² readout (W_o)"
 _CROSS = "L(L+1)/2 blocks, cross N_l·|θ_m| ~ N²·D + N³"
 THEORY: dict[tuple[str, bool], tuple[float | None, float, str]] = {
@@ -357,55 +437,67 @@ THEORY: dict[tuple[str, bool], tuple[float | None, float, str]] = {
 }
 
 
-def theory(method: str, layers: int) -> tuple[float | None, float, str]:
-    """``(memory exponent, time exponent, formula)`` the theory predicts."""
-    return THEORY[(method, layers > 1)]
+def theory(
+    method: str, layers: int, cfg: ComplexityConfig | None = None
+) -> tuple[float | None, float | None, str]:
+    """``(memory exponent, time exponent, formula)`` the theory predicts.
+
+    Stated for ELSTM layers and a dense GRU; ``(None, None, ...)`` for other
+    cells or a study method without a stated theory.
+    """
+    cfg = cfg or ComplexityConfig()
+    key = (method, layers > 1)
+    if (cfg.cell, cfg.dense_cell) != THEORY_CELLS or key not in THEORY:
+        return None, None, "no closed form stated here"
+    return THEORY[key]
 
 
 # --- building and timing ---
 
 
-def make_cell(method: str, layers: int, N: int, D: int, key):
-    """The cell a method runs: a stack of ``layers`` ELSTMs, or one dense GRU."""
+def make_cell(
+    method: str, layers: int, N: int, D: int, key, cfg: ComplexityConfig | None = None
+):
+    """The cell a method runs: a stack of ``layers`` cells, or one dense cell."""
     import jax
 
-    import rtrl_cells as rc
-
-    if method.startswith("dense"):
-        return rc.GRU(input_size=D, hidden_size=N, key=key)
+    cfg = cfg or ComplexityConfig()
+    arm = ARMS[method]
+    if arm.structure == "dense":
+        return rc.cell_kind(cfg.dense_cell).make(input_size=D, hidden_size=N, key=key)
     keys = jax.random.split(key, layers)
-    cells = [
-        rc.ELSTM(input_size=D if i == 0 else N, hidden_size=N, key=keys[i])
-        for i in range(layers)
-    ]
-    # BPTT ignores traces: give it the stack that carries the fewest.
-    if method in ("local", "bptt"):
+    cells, width = [], D
+    for i in range(layers):
+        cells.append(
+            rc.cell_kind(cfg.cell).make(input_size=width, hidden_size=N, key=keys[i])
+        )
+        width = cells[-1].output_size
+    if arm.structure == "local":
         return rc.LayerLocalApproxStack(cells)
     return rc.Stack(cells)
 
 
 def unroll_method(method: str) -> str:
     """The ``unroll`` method behind a study method (``"step"``: a scan of ``step``)."""
-    if method == "bptt":
-        return "bptt"
-    if method.endswith("step"):
-        return "step"
-    if method.endswith("online"):
-        return "online"
-    return "chunked"
+    return ARMS[method].method
 
 
-def estimate_bytes(method: str, layers: int, N: int, D: int, T: int, B: int) -> int:
+def estimate_bytes(
+    method: str,
+    layers: int,
+    N: int,
+    D: int,
+    T: int,
+    B: int,
+    cfg: ComplexityConfig | None = None,
+) -> int:
     """A rough working set of one gradient call over ``B`` streams, in bytes.
 
     ``_TRACE_FACTOR`` trace-sized buffers per stream (carried, new, temporaries),
     activations ``T x L x N`` per stream, and the parameters with their gradients.
     """
-    traces = trace_formula(method, layers, N, D)
-    if method.startswith("dense"):
-        params = gru_params(N, D)
-    else:
-        params = sum(elstm_params(N, D if i == 0 else N)[1] for i in range(layers))
+    traces = trace_formula(method, layers, N, D, cfg)
+    params = sum(c[1] for c in _stack_counts(cfg, method, layers, N, D))
     acts = T * layers * N * _ACT_FACTOR
     return _BYTES * (B * (_TRACE_FACTOR * traces + acts) + 3 * params)
 
@@ -437,18 +529,15 @@ def _prepare(entry: Entry, N: int, cfg: ComplexityConfig):
     import jax
     import jax.numpy as jnp
 
-    import rtrl_cells as rc
-
     D, T, B = cfg.input_size, cfg.steps_for(entry.method), cfg.batch
     key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), N)
     k_cell, k_x = jax.random.split(key)
-    cell = make_cell(entry.method, entry.layers, N, D, k_cell)
+    arm = ARMS[entry.method]
+    cell = make_cell(entry.method, entry.layers, N, D, k_cell, cfg)
     params, static = eqx.partition(cell, eqx.is_inexact_array)
     carry = jax.vmap(lambda _: cell.init_carry())(jnp.arange(B))
     trace_leaves = jax.tree.leaves(carry.traces)
-    carry_trace_bytes = (
-        0 if entry.method == "bptt" else sum(x.nbytes for x in trace_leaves) // B
-    )
+    carry_trace_bytes = sum(x.nbytes for x in trace_leaves) // B if arm.traces else 0
     xs = jax.random.normal(k_x, (B, T, D), jnp.float32)
     resets = jnp.zeros((B, T), bool)
     m = unroll_method(entry.method)
@@ -460,7 +549,7 @@ def _prepare(entry: Entry, N: int, cfg: ComplexityConfig):
         )
         # BPTT advances only the state; the RTRL methods' new traces are returned
         # so that their update is part of the timed work.
-        return jnp.sum(ys**2), (new.states if m == "bptt" else new)
+        return jnp.sum(ys**2), (new if arm.traces else new.states)
 
     def streaming(p, carry, xs, resets):
         # A fully online learner: one step, one gradient, every time step.
@@ -479,7 +568,7 @@ def _prepare(entry: Entry, N: int, cfg: ComplexityConfig):
         (k, g), _ = jax.lax.scan(body, (carry, zeros), steps)
         return g, k
 
-    fn = jax.jit(streaming if m == "step" else jax.grad(loss, has_aux=True))
+    fn = jax.jit(streaming if m == STEP else jax.grad(loss, has_aux=True))
     args = (params, carry, xs, resets)
     compiled = fn.lower(*args).compile()
     temp = total = None
@@ -491,7 +580,7 @@ def _prepare(entry: Entry, N: int, cfg: ComplexityConfig):
             + analysis.argument_size_in_bytes
             + analysis.output_size_in_bytes
         )
-    entries = 0 if entry.method == "bptt" else rc.trace_size(cell)
+    entries = rc.trace_size(cell) if arm.traces else 0
     return _Prepared(entry, N, compiled, args, entries, carry_trace_bytes, temp, total)
 
 
@@ -505,7 +594,7 @@ def _call(prep: _Prepared) -> float:
 
 def _base_row(entry: Entry, N: int, cfg: ComplexityConfig, **kw) -> ComplexityRow:
     D, T, B = cfg.input_size, cfg.steps_for(entry.method), cfg.batch
-    entries = trace_formula(entry.method, entry.layers, N, D)
+    entries = trace_formula(entry.method, entry.layers, N, D, cfg)
     fields = dict(
         method=entry.method,
         layers=entry.layers,
@@ -521,7 +610,7 @@ def _base_row(entry: Entry, N: int, cfg: ComplexityConfig, **kw) -> ComplexityRo
         runs=0,
         compiled_temp_bytes=None,
         compiled_total_bytes=None,
-        estimated_bytes=estimate_bytes(entry.method, entry.layers, N, D, T, B),
+        estimated_bytes=estimate_bytes(entry.method, entry.layers, N, D, T, B, cfg),
     )
     fields.update(kw)
     return ComplexityRow(**fields)
@@ -618,9 +707,9 @@ def _length_rows(cfg: ComplexityConfig) -> list[LengthRow]:
     N = cfg.memory_width
     for T in cfg.memory_lengths:
         sub = dataclasses.replace(cfg, steps=T, stream_steps=T)
-        for method in ("bptt", "exact-step", "exact-online"):
+        for method in (rc.BPTT.name, f"exact-{STEP}", f"exact-{rc.ONLINE.name}"):
             entry = Entry(method, 2)
-            if estimate_bytes(method, 2, N, cfg.input_size, T, cfg.batch) > (
+            if estimate_bytes(method, 2, N, cfg.input_size, T, cfg.batch, cfg) > (
                 cfg.budget_gb * 1e9
             ):
                 continue
@@ -656,13 +745,15 @@ def _fit(pts: list[tuple[int, float]], method, layers, quantity, th) -> Fit | No
     return Fit(method, layers, quantity, fit_exponent(xs, ys), last, len(pts), th)
 
 
-def fit_all(rows: Sequence[ComplexityRow]) -> list[Fit]:
+def fit_all(
+    rows: Sequence[ComplexityRow], cfg: ComplexityConfig | None = None
+) -> list[Fit]:
     """Exponents in ``N`` of time, counted trace memory and compiled memory."""
     pairs = list(dict.fromkeys((r.method, r.layers) for r in rows))
     fits = []
     for method, layers in pairs:
         mine = [r for r in rows if (r.method, r.layers) == (method, layers)]
-        mem_th, time_th, _ = theory(method, layers)
+        mem_th, time_th, _ = theory(method, layers, cfg)
         ok = [r for r in mine if r.status == "ok"]
         candidates = [
             ("time", [(r.N, r.time_per_step_s) for r in ok], time_th),
@@ -678,7 +769,7 @@ def fit_all(rows: Sequence[ComplexityRow]) -> list[Fit]:
                     )
                     for r in ok
                 ],
-                mem_th if method != "bptt" else 1,
+                mem_th if ARMS[method].traces else 1,
             ),
         ]
         for quantity, pts, th in candidates:
@@ -713,7 +804,7 @@ def run_complexity(cfg: ComplexityConfig | None = None, log=print) -> Complexity
         log(f"N = {N}")
         rows += _measure_width(N, cfg.entries, cfg, log)
     lengths = _length_rows(cfg) if cfg.memory_lengths else []
-    fits = fit_all(rows)
+    fits = fit_all(rows, cfg)
     return ComplexityResult(
         cfg, tuple(rows), tuple(lengths), tuple(fits), time.perf_counter() - t0
     )
@@ -769,7 +860,7 @@ def format_fits(result: ComplexityResult) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for method, layers in pairs:
-        mem_th, time_th, text = theory(method, layers)
+        mem_th, time_th, text = theory(method, layers, result.config)
         lines.append(
             f"| {method} | {layers} | {show(by.get((method, layers, 'time')))} | "
             f"{th(time_th)} | {show(by.get((method, layers, 'trace')))} | "
@@ -786,9 +877,9 @@ def format_formula_check(result: ComplexityResult) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for r in result.rows:
-        if r.method == "bptt" or r.carry_trace_bytes is None:
+        if not ARMS[r.method].traces or r.carry_trace_bytes is None:
             continue
-        formula = trace_formula(r.method, r.layers, r.N, r.D)
+        formula = trace_formula(r.method, r.layers, r.N, r.D, result.config)
         match = r.trace_entries == formula and r.carry_trace_bytes == 4 * formula
         lines.append(
             f"| {r.method} | {r.layers} | {r.N} | {formula} | {r.trace_entries} | "
@@ -842,13 +933,13 @@ def write_plots(result: ComplexityResult, out: Path) -> list[Path]:
                     "o-",
                     label=method,
                 )
-            if method == "bptt":
+            if not ARMS[method].traces:
                 pts = [
                     (r.N, r.compiled_temp_bytes / r.B / 1e6)
                     for r in ok
                     if r.compiled_temp_bytes
                 ]
-                label = "bptt (compiled temp)"
+                label = f"{method} (compiled temp)"
             else:
                 pts = [(r.N, r.trace_bytes / 1e6) for r in rs]
                 label = method
@@ -884,15 +975,17 @@ def format_report(result: ComplexityResult) -> str:
     return "\n\n".join(
         [
             "# Multi-layer RTRL complexity study",
-            f"Stacks of L ELSTM layers of width N, input D = {cfg.input_size}; "
+            f"Stacks of L {rc.cell_kind(cfg.cell).cls.__name__} layers of width N, "
+            f"input D = {cfg.input_size}; "
             f"gradient of a batch-summed loss over a rollout of T = {cfg.steps} "
-            f"steps (T = {cfg.steps_for('exact-step')} for the per-step `*-step` "
+            f"steps (T = {cfg.steps_for(f'exact-{STEP}')} for the per-step `*-step` "
             f"methods, whose cost per step does not depend on T), "
             f"B = {cfg.batch} vmapped streams, jitted, float32; median of "
             f"up to {cfg.rounds} interleaved runs after a warm-up, divided by T. "
             f"Budget {cfg.budget_gb:g} GB. The study took {result.seconds:.0f} s. "
             "`local` is the layer-local APPROXIMATION (own-layer traces only); "
-            "`dense-*` is one dense GRU with exact dense RTRL.",
+            f"`dense-*` is one dense {rc.cell_kind(cfg.dense_cell).cls.__name__} "
+            "with exact dense RTRL.",
             "## Time per step and memory per stream",
             format_table(result),
             "## Growth exponents in N, measured and in theory",
@@ -902,9 +995,9 @@ def format_report(result: ComplexityResult) -> str:
             "those not timed).",
             format_fits(result),
             "## Trace memory against the formula",
-            "Own blocks 1·|θ_rec,l| per layer (ELSTM: 2N·D_l + 4N), plus a dense "
-            "block N_l·|θ_m| for every m < l (all of θ_m: F, Z, w, b, O, W_o, b_o); "
-            "dense GRU N·|θ|.",
+            "Own blocks k_l·|θ_rec,l| per layer (ELSTM: 2N·D_l + 4N), plus a dense "
+            "block N_l·k_l·|θ_m| for every m < l (all of θ_m; ELSTM: F, Z, w, b, "
+            "O, W_o, b_o); a dense cell N·k·|θ| (GRU: k = 1 unit of N).",
             format_formula_check(result),
             "## Compiled memory against T (BPTT grows, per-step RTRL does not)",
             format_lengths(result),

@@ -13,6 +13,7 @@ import difflib
 from typing import Any, Literal
 
 import rtrl_agents as ra
+import rtrl_cells as rc
 
 Metric = Literal["success", "return", "accuracy", "error"]
 SequenceTask = Literal["copy", "trace-conditioning"]
@@ -73,14 +74,15 @@ class SequenceConfig:
     """``"copy"`` (predict the pattern's bits) or ``"trace-conditioning"`` (predict
     the discounted sum of the US)."""
 
-    cell: Literal["elstm", "lru", "rtu", "gru", "lstm"]
-    """The rtrl-cells cell."""
+    cell: str
+    """A registered rtrl-cells cell (a name in ``rtrl_cells.CELLS``)."""
 
     hidden_size: int
     """Units N."""
 
-    method: Literal["rtrl", "tbptt"]
-    """Exact RTRL (chunked, traces carried) or truncated BPTT."""
+    method: str
+    """A gradient method of ``rtrl_cells.METHODS`` by name or alias: ``"rtrl"``
+    (exact chunked RTRL, traces carried) or ``"tbptt"`` (truncated BPTT)."""
 
     update_every: int = 1
     """Steps per update (the TBPTT window)."""
@@ -103,10 +105,15 @@ class SequenceConfig:
     def __post_init__(self) -> None:
         if self.task not in ("copy", "trace-conditioning"):
             raise ValueError(f"SequenceConfig.task={self.task!r} is unknown.")
-        if self.cell not in ("elstm", "lru", "rtu", "gru", "lstm"):
-            raise ValueError(f"SequenceConfig.cell={self.cell!r} is unknown.")
-        if self.method not in ("rtrl", "tbptt"):
-            raise ValueError(f"SequenceConfig.method={self.method!r}: rtrl or tbptt.")
+        for name, names in (
+            ("cell", tuple(rc.CELLS)),
+            ("method", rc.method_names()),
+        ):
+            if getattr(self, name) not in names:
+                raise ValueError(
+                    f"SequenceConfig.{name}={getattr(self, name)!r} is unknown; use "
+                    f"one of {', '.join(names)}."
+                )
         for name in ("hidden_size", "update_every", "batch_size", "max_length"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:

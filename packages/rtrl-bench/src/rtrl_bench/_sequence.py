@@ -52,9 +52,15 @@ def sequence_schedule(
 def _cell(cfg: SequenceConfig, input_size: int, key):
     import rtrl_cells as rc
 
-    kinds = {"elstm": rc.ELSTM, "lru": rc.LRU, "rtu": rc.RTU, "gru": rc.GRU}
-    kinds["lstm"] = rc.LSTM
-    return kinds[cfg.cell](input_size=input_size, hidden_size=cfg.hidden_size, key=key)
+    return rc.cell_kind(cfg.cell).make(
+        input_size=input_size, hidden_size=cfg.hidden_size, key=key
+    )
+
+
+def _method(cfg: SequenceConfig):
+    import rtrl_cells as rc
+
+    return rc.method(cfg.method)
 
 
 def _model(cfg: SequenceConfig, input_size: int, outputs: int, key):
@@ -111,7 +117,7 @@ def run_sequence(
     import rtrl_agents as ra
     import rtrl_envs
 
-    method = "chunked" if cfg.method == "rtrl" else "bptt"
+    method = _method(cfg)
     copy = cfg.task == "copy"
     key = jax.random.PRNGKey(seed)
     k_model, k_data, k_eval = jax.random.split(key, 3)

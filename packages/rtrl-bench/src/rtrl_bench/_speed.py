@@ -1,7 +1,8 @@
 """``rtrl-bench speed``: the cost of each gradient method, measured side by side.
 
 For each cell and size, the gradient of a batch-summed loss over one rollout is
-timed for ``"bptt"``, ``"chunked"`` and ``"online"`` (vmapped batch, traces carried
+timed for every gradient method of ``rtrl_cells.METHODS`` (``"bptt"``,
+``"online"``, ``"chunked"``; vmapped batch, traces carried
 in from a previous rollout, jitted, float32), with the forward pass alone as a
 floor. ``"chunked-grad"`` is the chunked gradient without the new traces: what an
 IMPALA-style learner (R2AC) computes, whose actors carry the traces forward with
@@ -28,9 +29,22 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-CELLS = ("ELSTM", "LRU", "RTU(linear)", "RTU(nonlinear)")
+import rtrl_cells as rc
+
+#: The cells timed: every registered element-wise cell, each example option set
+#: (dense cells are O(N^4) a step: the complexity study measures them).
+CELLS = tuple(rc.cell_examples(dense=False))
 CONFIGS = ((256, 257, 50, 32), (512, 257, 100, 32))
-METHODS = ("bptt", "chunked", "online", "chunked-grad", "forward")
+#: The timed columns: each gradient method (truncated BPTT first, the baseline of
+#: the ratios), ``chunked-grad`` (the chunked gradient, its new traces dropped)
+#: and ``forward`` (no gradient).
+GRAD_ONLY = f"{rc.CHUNKED.name}-grad"
+FORWARD = "forward"
+METHODS = (
+    *sorted(rc.METHODS, key=lambda name: rc.METHODS[name].exact),
+    GRAD_ONLY,
+    FORWARD,
+)
 MEMORY_LENGTHS = (10, 100, 1000)
 
 
@@ -81,21 +95,15 @@ class MemoryRow:
 
 
 def make_cell(name: str, N: int, D: int, key):
-    """A float32 cell by benchmark name."""
+    """A float32 cell by its label in ``rtrl_cells.cell_examples()``."""
     import jax.numpy as jnp
 
-    import rtrl_cells as rc
-
-    kw = dict(input_size=D, hidden_size=N, key=key, dtype=jnp.float32)
-    if name == "ELSTM":
-        return rc.ELSTM(**kw)
-    if name == "LRU":
-        return rc.LRU(**kw)
-    if name == "RTU(linear)":
-        return rc.RTU(nonlinear=False, **kw)
-    if name == "RTU(nonlinear)":
-        return rc.RTU(nonlinear=True, **kw)
-    raise ValueError(f"unknown cell {name!r}: expected one of {', '.join(CELLS)}.")
+    examples = rc.cell_examples()
+    if name not in examples:
+        raise ValueError(
+            f"unknown cell {name!r}: expected one of {', '.join(examples)}."
+        )
+    return examples[name].make(input_size=D, hidden_size=N, key=key, dtype=jnp.float32)
 
 
 def _problem(name: str, N: int, D: int, T: int, B: int, seed: int = 0):
@@ -110,7 +118,7 @@ def _problem(name: str, N: int, D: int, T: int, B: int, seed: int = 0):
     resets = jnp.zeros((B, T), bool)
     carry0 = jax.vmap(lambda _: cell.init_carry())(jnp.arange(B))
     prev = jax.random.normal(k_prev, (B, T, D), jnp.float32)
-    advance = jax.jit(jax.vmap(lambda c, x, r: cell.unroll(c, x, r, "chunked")[1]))
+    advance = jax.jit(jax.vmap(lambda c, x, r: cell.unroll(c, x, r, rc.CHUNKED)[1]))
     carry = advance(carry0, prev, resets)
     return cell, xs, resets, carry
 
@@ -134,10 +142,10 @@ def gradient_fns(cell, method: str) -> Callable:
         ys, carry_T = jax.vmap(lambda k, x, r: c.unroll(k, x, r, m))(carry, xs, resets)
         return jnp.sum(ys**2), _carried(carry_T, m)
 
-    if method == "forward":
-        return eqx.filter_jit(lambda c, k, x, r: loss(c, k, x, r, "bptt"))
-    if method == "chunked-grad":
-        grad = eqx.filter_grad(lambda c, k, x, r: loss(c, k, x, r, "chunked")[0])
+    if method == FORWARD:
+        return eqx.filter_jit(lambda c, k, x, r: loss(c, k, x, r, rc.BPTT))
+    if method == GRAD_ONLY:
+        grad = eqx.filter_grad(lambda c, k, x, r: loss(c, k, x, r, rc.CHUNKED)[0])
         return eqx.filter_jit(grad)
     return eqx.filter_jit(
         eqx.filter_grad(lambda c, k, x, r: loss(c, k, x, r, method), has_aux=True)
@@ -146,7 +154,7 @@ def gradient_fns(cell, method: str) -> Callable:
 
 def _carried(carry_T, method: str):
     """What a learner keeps of an unroll's new carry: BPTT needs only the state."""
-    return carry_T.states if method == "bptt" else carry_T
+    return carry_T if rc.method(method).advances_traces else carry_T.states
 
 
 def _block(tree: Any) -> None:
@@ -179,7 +187,7 @@ def time_methods(
             _block(fns[m](cell, carry, xs, resets))
             times[m].append(time.perf_counter() - t0)
     med = {m: statistics.median(ts) for m, ts in times.items()}
-    base = med.get("bptt", float("nan"))
+    base = med.get(rc.BPTT.name, float("nan"))
     return [
         SpeedRow(cell_name, N, D, T, B, m, med[m], runs, med[m] / base) for m in methods
     ]
@@ -202,8 +210,6 @@ def memory_rows(
     import equinox as eqx
     import jax
     import jax.numpy as jnp
-
-    import rtrl_cells as rc
 
     rows = []
     for T in lengths:
@@ -244,18 +250,17 @@ def memory_rows(
 
         uses = {
             # Time-major inputs, prepared outside: the scan reads them in place.
-            "online-step": (
+            f"{rc.ONLINE.name}-step": (
                 jax.jit(online_steps),
                 (params, carry, jnp.swapaxes(xs, 0, 1), resets.T),
             ),
-            "online": (
-                jax.jit(lambda *a: unroll_grad(*a, "online")),
-                (params, carry, xs, resets),
-            ),
-            "bptt": (
-                jax.jit(lambda *a: unroll_grad(*a, "bptt")),
-                (params, carry, xs, resets),
-            ),
+            **{
+                m.name: (
+                    jax.jit(lambda *a, m=m: unroll_grad(*a, m)),
+                    (params, carry, xs, resets),
+                )
+                for m in (rc.ONLINE, rc.BPTT)
+            },
         }
         for use, (fn, args) in uses.items():
             rows.append(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import abc
-from typing import Any, ClassVar, Literal
+import dataclasses
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -12,9 +13,8 @@ from jaxtyping import Array, Bool, Float
 
 from . import _engine
 from ._engine import Layout, LeafInfo, States, System, Traces
-
-Method = Literal["online", "chunked", "bptt"]
-METHODS: tuple[str, ...] = ("online", "chunked", "bptt")
+from ._methods import ONLINE, GradientMethod
+from ._methods import method as resolve_method
 
 
 class RTRLCarry(eqx.Module):
@@ -92,13 +92,16 @@ class AbstractCell(eqx.Module):
     def _readout(self, s_t: States, x_t: Array) -> Array:
         """The output ``y_t`` from the new state and the input."""
 
-    def _fast_trace_step(self, s_tm1, x_t, traces):
-        """Optional hand-written online RTRL step; ``None`` uses the generic one."""
-        return None
+    def _fast_trace_step(self, s_tm1: States, x_t: Array, traces: Traces):
+        """A hand-written online RTRL step, used when :attr:`_has_fast_path`."""
+        raise NotImplementedError
 
-    _has_fast_path: ClassVar[bool] = False
+    @property
+    def _has_fast_path(self) -> bool:
+        """Whether online RTRL steps use :meth:`_fast_trace_step`."""
+        return False
 
-    def _recompute(self, method: str) -> bool:
+    def _recompute(self, method: GradientMethod) -> bool:
         """Whether an unrolled call of ``method`` recomputes each step on the way back.
 
         An unrolled call normally stores each step's intermediate values for its
@@ -181,7 +184,7 @@ class AbstractCell(eqx.Module):
                 f"({self.input_size},), got {x_t.shape}; batch streams with jax.vmap."
             )
         reset_t = _check_resets(jnp.asarray(reset_t), (), "reset_t")
-        ys, carry = self.unroll(carry, x_t[None], reset_t[None], method="online")
+        ys, carry = self.unroll(carry, x_t[None], reset_t[None], method=ONLINE)
         return ys[0], carry
 
     def unroll(
@@ -189,7 +192,7 @@ class AbstractCell(eqx.Module):
         carry: RTRLCarry,
         xs: Float[Array, "T D"],
         resets: Bool[Array, " T"],
-        method: Method = "chunked",
+        method: str | GradientMethod = "chunked",
     ) -> tuple[Float[Array, "T O"], RTRLCarry]:
         """Run the cell over a segment of ``T`` steps.
 
@@ -197,15 +200,18 @@ class AbstractCell(eqx.Module):
             carry: from :meth:`init_carry` or the previous call.
             xs: inputs, shape ``(T, input_size)``.
             resets: bool, shape ``(T,)``; ``resets[t]`` is the ``reset_t`` of step t.
-            method: ``"online"``, ``"chunked"`` (default) or ``"bptt"``.
+            method: ``"online"``, ``"chunked"`` (default) or ``"bptt"``, an alias
+                of one (``"rtrl-online"``, ``"rtrl"``, ``"tbptt"``) or a
+                :class:`GradientMethod` (see :data:`METHODS`).
 
         Returns:
             ``(ys, carry_T)`` with ``ys`` of shape ``(T, output_size)``.
+
+        Raises:
+            ValueError: (one line) for an unknown method, inputs or resets of the
+                wrong shape or dtype, or a carry of another cell.
         """
-        if method not in METHODS:
-            raise ValueError(
-                f"unknown method {method!r}: expected one of {', '.join(METHODS)}."
-            )
+        m = resolve_method(method)
         xs = jnp.asarray(xs)
         if xs.ndim != 2 or xs.shape[1] != self.input_size:
             raise ValueError(
@@ -216,12 +222,12 @@ class AbstractCell(eqx.Module):
         self._check_carry(carry)
         system, params = self._system()
         s0, e0 = _stop(carry.states), _stop(carry.traces)
-        if method == "bptt":
+        if not m.advances_traces:
             states, s_T = _engine.run_bptt(
-                system, params, xs, s0, resets, remat=self._recompute(method)
+                system, params, xs, s0, resets, remat=self._recompute(m)
             )
             traces_T: Traces = e0
-        elif method == "online" and xs.shape[0] == 1:
+        elif m is ONLINE and xs.shape[0] == 1:
             # One step (``step``): advance the traces by the per-step recursion.
             states, s_T, traces_T = _engine.run_per_step(
                 system, params, xs, s0, e0, resets
@@ -231,7 +237,6 @@ class AbstractCell(eqx.Module):
             # sum_t delta_t . E_t equals BPTT in the segment + lambda_0 . E_0:
             # computed that way, "online" costs what "chunked" costs. They differ
             # in what reaches the inputs.
-            online = method == "online"
             states, s_T, traces_T = _engine.run_segment(
                 system,
                 params,
@@ -239,8 +244,8 @@ class AbstractCell(eqx.Module):
                 s0,
                 e0,
                 resets,
-                input_grads="one-step" if online else "bptt",
-                remat=self._recompute(method),
+                input_grads="one-step" if m is ONLINE else "bptt",
+                remat=self._recompute(m),
             )
         ys = jax.vmap(self._readout)(states, xs)
         return ys, RTRLCarry(_stop(s_T), _stop(traces_T))
@@ -277,6 +282,54 @@ def trace_size(cell: AbstractCell) -> int:
     return cell._layout().trace_size()
 
 
+# The key under which a field's Equinox metadata marks it recurrent.
+_RECURRENT = "rtrl_cells.recurrent"
+
+
+def recurrent(**kwargs: Any) -> Any:
+    """Declares a field of an element-wise cell a recurrent parameter.
+
+    Use it as the field's default in the class body, as with ``eqx.field``::
+
+        class IndRNN(rc.AbstractElementwiseCell):
+            u: Float[Array, " N"] = rc.recurrent()  # drives the recurrence
+            W: Float[Array, "N D"] = rc.recurrent()
+            C: Float[Array, "O N"]  # output only
+
+    A recurrent field holds one floating-point array whose leading axis is the
+    unit axis (size ``num_units``): unit ``i``'s next state reads only ``P[i]``.
+    Exact RTRL keeps traces for these fields alone; the other array fields may
+    shape the output but not the state. The declaration is checked when a cell is
+    constructed (shapes) and by :func:`rtrl_cells.check_cell` (numerically: that
+    no undeclared field drives the state, and that no unit reads another's slice).
+
+    Args:
+        **kwargs: passed on to ``eqx.field`` (not ``static``: a recurrent
+            parameter is an array).
+
+    Returns:
+        The field specification.
+    """
+    if kwargs.get("static"):
+        raise TypeError(
+            "a recurrent field is an array: rc.recurrent() takes no static."
+        )
+    metadata = {**kwargs.pop("metadata", {}), _RECURRENT: True}
+    return eqx.field(metadata=metadata, **kwargs)
+
+
+def recurrent_fields(cell: Any) -> tuple[str, ...]:
+    """Names of the fields declared with :func:`recurrent`, in definition order.
+
+    Args:
+        cell: an element-wise cell, or its class.
+    """
+    cls = cell if isinstance(cell, type) else type(cell)
+    return tuple(
+        f.name for f in dataclasses.fields(cls) if f.metadata.get(_RECURRENT, False)
+    )
+
+
 class AbstractElementwiseCell(AbstractCell):
     """A cell whose recurrence is block-diagonal: units of a few components each.
 
@@ -289,11 +342,15 @@ class AbstractElementwiseCell(AbstractCell):
     A dense cell is the case ``num_units = 1``: one block holding the whole state,
     every parameter belonging to it (exact dense RTRL, O(N^4) per step).
 
-    Subclasses list the fields that drive the recurrence in ``rec_fields``; the
-    other array fields only shape the output and get ordinary gradients.
-    """
+    Subclasses declare the fields that drive the recurrence with
+    :func:`rtrl_cells.recurrent`; the other array fields only shape the output and
+    get ordinary gradients. Construction checks the declarations (see
+    ``__check_init__``); :func:`rtrl_cells.check_cell` checks the rest.
 
-    rec_fields: ClassVar[tuple[str, ...]]
+    A subclass may hand-write the per-step recursion by overriding
+    :meth:`trace_step`; the engine's own is derived by autodiff otherwise, and
+    :func:`rtrl_cells.check_cell` compares the two.
+    """
 
     @property
     @abc.abstractmethod
@@ -306,16 +363,103 @@ class AbstractElementwiseCell(AbstractCell):
         """Components per unit."""
 
     @abc.abstractmethod
-    def project(self, x_t: Array) -> Array:
-        """Input projection (linear in the parameters' unit slices)."""
+    def project(self, x_t: Array) -> Any:
+        """The input's part of a step, from ``x_t`` of shape ``(input_size,)``.
+
+        Computed for a whole segment at once, outside the time loop. Usually the
+        input matrices' products, shaped ``(num_units, m)``: row ``i`` may only
+        use unit ``i``'s parameter slices. Its result is ``core``'s ``u_t``.
+        """
 
     @abc.abstractmethod
-    def core(self, s_tm1: Array, u_t: Array) -> Array:
-        """``s_t`` of shape ``(num_units, block_size)`` from ``s_{t-1}`` and ``u_t``."""
+    def core(self, s_tm1: Array, u_t: Any) -> Array:
+        """``s_t`` of shape ``(num_units, block_size)`` from ``s_{t-1}`` and ``u_t``.
+
+        Element-wise: unit ``i``'s new state reads only ``s_tm1[i]``, ``u_t``'s
+        unit-``i`` part and unit ``i``'s slices of the recurrent parameters.
+        """
 
     @abc.abstractmethod
     def readout(self, s_t: Array, x_t: Array) -> Array:
-        """``y_t`` from the new state and the input."""
+        """``y_t`` of shape ``(output_size,)`` from the new state and the input.
+
+        Any function (units may mix here): it is differentiated by plain autodiff.
+        """
+
+    def trace_step(
+        self, s_tm1: Array, x_t: Array, traces: dict[str, Array | None]
+    ) -> tuple[Array, dict[str, Array]]:
+        """Optional: one hand-written step of online RTRL, state and traces.
+
+        Not overriding it lets the engine derive the step by autodiff. An override
+        must equal that (:func:`rtrl_cells.check_cell` compares them); it is what
+        :meth:`step` and a streaming learner run.
+
+        Args:
+            s_tm1: the previous state, ``(num_units, block_size)``.
+            x_t: the input, ``(input_size,)``.
+            traces: for every recurrent field ``P``, ``d s_{t-1} / d P`` as
+                ``(block_size, *P.shape)`` with ``E[a][i, ...] = d s_{t-1}[i, a] /
+                d P[i, ...]`` (nothing else is nonzero); ``None`` for a field whose
+                trace is a quarter turn of another's (``_twins``), which is not kept.
+
+        Returns:
+            ``(s_t, new_traces)``: the new state and ``d s_t / d P`` in the same
+            form, for every recurrent field that has a trace.
+        """
+        raise NotImplementedError
+
+    @property
+    def _has_fast_path(self) -> bool:
+        return type(self).trace_step is not AbstractElementwiseCell.trace_step
+
+    def __check_init__(self) -> None:
+        """Checks the declarations: one-line TypeError naming the field.
+
+        Raises:
+            TypeError: the class sets ``rec_fields`` (no longer read), or a field
+                declared recurrent is static, is not one floating-point array, or
+                has a leading axis other than the unit axis; or ``_twins`` names
+                a field that is not recurrent.
+        """
+        cls = type(self)
+        name = cls.__name__
+        if hasattr(cls, "rec_fields"):
+            raise TypeError(
+                f"{name}.rec_fields is no longer read (rtrl-cells 0.3): declare each "
+                "recurrent field in the class body as `P: Array = rc.recurrent()`."
+            )
+        n = self.num_units
+        rec = recurrent_fields(cls)
+        for f in dataclasses.fields(cls):
+            if f.name not in rec:
+                continue
+            if f.metadata.get("static", False):
+                raise TypeError(
+                    f"{name}.{f.name} is declared recurrent and static; a recurrent "
+                    "parameter is an array field: drop static=True."
+                )
+            value = getattr(self, f.name)
+            if not eqx.is_inexact_array(value):
+                raise TypeError(
+                    f"{name}.{f.name} is declared recurrent but holds "
+                    f"{_describe(value)}; a recurrent field holds one floating-point "
+                    "array (give each array of a sub-module its own field)."
+                )
+            if n > 1 and (value.ndim == 0 or value.shape[0] != n):
+                raise TypeError(
+                    f"{name}.{f.name} is declared recurrent with shape "
+                    f"{tuple(value.shape)}, but a recurrent parameter's leading axis "
+                    f"is the unit axis (num_units={n}): give each unit its own slice, "
+                    f"shape ({n}, ...), or make the cell dense (num_units=1)."
+                )
+        for twin, source in self._twins().items():
+            for field in (twin, source):
+                if field not in rec:
+                    raise TypeError(
+                        f"{name}._twins() names {field!r}, which is not a recurrent "
+                        f"field of {name} (recurrent: {', '.join(rec) or 'none'})."
+                    )
 
     def _groups(self):
         return (self.num_units,), (self.block_size,)
@@ -326,18 +470,19 @@ class AbstractElementwiseCell(AbstractCell):
         For a two-component cell whose recurrence is complex-linear in the state
         and whose input enters as ``(B_re x, B_im x)``: then ``d h / d B_im = i
         d h / d B_re`` exactly, and the engine keeps only the source's trace (see
-        ``LeafInfo.twin``). Empty by default.
+        ``LeafInfo.twin``). Empty by default. Both must be recurrent fields
+        (checked at construction); :func:`rtrl_cells.check_cell` checks the
+        quarter turn against ``jax.jacfwd``.
         """
         return {}
 
     def _leaf_infos(self):
         dyn = eqx.filter(self, eqx.is_inexact_array)
         names = self._param_names()
+        rec = recurrent_fields(self)
         twins = {f: names.index(src) for f, src in self._twins().items()}
         return jax.tree_util.tree_map_with_path(
-            lambda path, _: LeafInfo(
-                0, path[0].name in self.rec_fields, twins.get(path[0].name)
-            ),
+            lambda path, _: LeafInfo(0, path[0].name in rec, twins.get(path[0].name)),
             dyn,
         )
 
@@ -356,11 +501,9 @@ class AbstractElementwiseCell(AbstractCell):
     def _readout(self, s_t, x_t):
         return self.readout(s_t[0], x_t)
 
-    # Hand-written online RTRL, by field name: subclasses override
-    # ``trace_step_by_name`` and set ``_has_fast_path = True``.
     def _fast_trace_step(self, s_tm1, x_t, traces):
-        # ``trace_step_by_name`` indexes every trace's components as E[a]; the
-        # engine stores them in the layout's form (see ``_engine``).
+        # ``trace_step`` indexes every trace's components as E[a]; the engine
+        # stores them in the layout's form (see ``_engine``).
         layout = self._layout()
         k = self.block_size
         names = self._param_names()
@@ -368,19 +511,33 @@ class AbstractElementwiseCell(AbstractCell):
             n: None if e is None else _engine._components(e, k)
             for n, e in zip(names, traces[0], strict=True)
         }
-        s_t, new = self.trace_step_by_name(s_tm1[0], x_t, by_name)
-        out = (new.get(n) for n in names)
-        return (s_t,), (
-            tuple(None if e is None else _engine._pack(layout, 0, e) for e in out),
-        )
-
-    def trace_step_by_name(self, s_tm1, x_t, traces):
-        raise NotImplementedError
+        s_t, new = self.trace_step(s_tm1[0], x_t, by_name)
+        packed = []
+        for n, kind, shape in zip(names, layout.kinds[0], layout.shapes, strict=True):
+            if kind != "diag":
+                packed.append(None)
+                continue
+            e = new.get(n)
+            want = (k, *shape)
+            if e is None or tuple(jnp.shape(e)) != want:
+                got = "nothing" if e is None else f"shape {tuple(jnp.shape(e))}"
+                raise ValueError(
+                    f"{type(self).__name__}.trace_step returned {got} for {n!r}; "
+                    f"expected its new trace, shape {want}."
+                )
+            packed.append(_engine._pack(layout, 0, e))
+        return (s_t,), (tuple(packed),)
 
     def _param_names(self) -> list[str]:
         dyn = eqx.filter(self, eqx.is_inexact_array)
         paths = jax.tree_util.tree_flatten_with_path(dyn)[0]
         return [path[0].name for path, _ in paths]
+
+
+def _describe(value: Any) -> str:
+    if eqx.is_array(value):
+        return f"an array of dtype {value.dtype}"
+    return "None" if value is None else f"a {type(value).__name__}"
 
 
 def default_dtype(dtype=None):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-from typing import ClassVar, final
+from typing import final
 
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._cell import AbstractElementwiseCell, check_sizes, default_dtype
+from ._cell import AbstractElementwiseCell, check_sizes, default_dtype, recurrent
 
 
 def _uniform(key, shape, dtype, hidden_size):
@@ -64,12 +64,10 @@ class GRU(AbstractDenseCell):
     State shape ``(1, N)``.
     """
 
-    W: Float[Array, "3N D"]
-    U: Float[Array, "3N N"]
-    b: Float[Array, " 3N"]
-    b_hn: Float[Array, " N"]
-
-    rec_fields: ClassVar[tuple[str, ...]] = ("W", "U", "b", "b_hn")
+    W: Float[Array, "3N D"] = recurrent()
+    U: Float[Array, "3N N"] = recurrent()
+    b: Float[Array, " 3N"] = recurrent()
+    b_hn: Float[Array, " N"] = recurrent()
 
     def __init__(
         self, *, input_size: int, hidden_size: int, key: PRNGKeyArray, dtype=None
@@ -117,11 +115,9 @@ class LSTM(AbstractDenseCell):
     by the engine. State shape ``(1, 2N)``.
     """
 
-    W: Float[Array, "4N D"]
-    U: Float[Array, "4N N"]
-    b: Float[Array, " 4N"]
-
-    rec_fields: ClassVar[tuple[str, ...]] = ("W", "U", "b")
+    W: Float[Array, "4N D"] = recurrent()
+    U: Float[Array, "4N N"] = recurrent()
+    b: Float[Array, " 4N"] = recurrent()
 
     def __init__(
         self, *, input_size: int, hidden_size: int, key: PRNGKeyArray, dtype=None

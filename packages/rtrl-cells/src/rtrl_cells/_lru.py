@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-from typing import ClassVar, final
+from typing import final
 
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._cell import AbstractElementwiseCell, check_sizes, default_dtype
+from ._cell import AbstractElementwiseCell, check_sizes, default_dtype, recurrent
 
 
 def ring_init(
@@ -63,22 +63,14 @@ class LRU(AbstractElementwiseCell):
     ``gamma``; that is a bug this does not copy). State shape ``(N, 2)``.
     """
 
-    nu_log: Float[Array, " N"]
-    theta_log: Float[Array, " N"]
-    gamma_log: Float[Array, " N"]
-    B_re: Float[Array, "N D"]
-    B_im: Float[Array, "N D"]
+    nu_log: Float[Array, " N"] = recurrent()
+    theta_log: Float[Array, " N"] = recurrent()
+    gamma_log: Float[Array, " N"] = recurrent()
+    B_re: Float[Array, "N D"] = recurrent()
+    B_im: Float[Array, "N D"] = recurrent()
     C_re: Float[Array, "D N"]
     C_im: Float[Array, "D N"]
     D: Float[Array, " D"]
-
-    rec_fields: ClassVar[tuple[str, ...]] = (
-        "nu_log",
-        "theta_log",
-        "gamma_log",
-        "B_re",
-        "B_im",
-    )
 
     def __init__(
         self,

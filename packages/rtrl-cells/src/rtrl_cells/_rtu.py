@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import math
-from typing import ClassVar, Literal, final
+from typing import Literal, final
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._cell import AbstractElementwiseCell, check_sizes, default_dtype
+from ._cell import AbstractElementwiseCell, check_sizes, default_dtype, recurrent
 from ._lru import ring_init
+from ._methods import GradientMethod
 
 ACTIVATIONS = ("relu", "tanh")
 
@@ -56,15 +57,12 @@ class RTU(AbstractElementwiseCell):
     multiplication), so only ``W1``'s trace is kept. State shape ``(N, 2)``.
     """
 
-    nu_log: Float[Array, " N"]
-    theta_log: Float[Array, " N"]
-    W1: Float[Array, "N D"]
-    W2: Float[Array, "N D"]
+    nu_log: Float[Array, " N"] = recurrent()
+    theta_log: Float[Array, " N"] = recurrent()
+    W1: Float[Array, "N D"] = recurrent()
+    W2: Float[Array, "N D"] = recurrent()
     nonlinear: bool = eqx.field(static=True)
     activation: str = eqx.field(static=True)
-
-    rec_fields: ClassVar[tuple[str, ...]] = ("nu_log", "theta_log", "W1", "W2")
-    _has_fast_path: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -116,12 +114,12 @@ class RTU(AbstractElementwiseCell):
     def block_size(self) -> int:
         return 2
 
-    def _recompute(self, method: str) -> bool:
+    def _recompute(self, method: GradientMethod) -> bool:
         # The non-linear RTU's BPTT stores six values a step (two masks among
         # them); recomputing them is 14% faster at (N, D, T, B) = (256, 257, 50,
         # 32) and 6% at (512, 257, 100, 32) on a 2-core CPU. RTRL's two reverse
         # passes would recompute twice: 25% slower. Storing wins for the linear RTU.
-        return self.nonlinear and method == "bptt"
+        return self.nonlinear and not method.advances_traces
 
     def _coefficients(self):
         r = jnp.exp(-jnp.exp(self.nu_log))
@@ -153,7 +151,7 @@ class RTU(AbstractElementwiseCell):
         y = jnp.concatenate([s_t[:, 0], s_t[:, 1]])
         return y if self.nonlinear else _act(self.activation, y)
 
-    def trace_step_by_name(self, s_tm1, x_t, traces):
+    def trace_step(self, s_tm1, x_t, traces):
         r, theta, g, phi, gamma = self._coefficients()
         u = self.project(x_t)
         a1, a2 = self._pre(s_tm1, u)
