@@ -22,6 +22,8 @@ PUBLIC = {
     "GradientMethod",
     "LRU",
     "LSTM",
+    "OnlineLRU",
+    "AbstractLRU",
     "RTU",
     "LayerLocalApproxStack",
     "RTRLCarry",
@@ -50,7 +52,7 @@ def test_public_names():
     for name in PUBLIC:
         assert getattr(rc, name) is not None
     assert tuple(rc.METHODS) == ("online", "chunked", "bptt")
-    assert tuple(rc.CELLS) == ("elstm", "lru", "rtu", "gru", "lstm")
+    assert tuple(rc.CELLS) == ("elstm", "lru", "online-lru", "rtu", "gru", "lstm")
     assert rc.testing.__all__ == ["CellTests", "LeakyTanh"]
     # The module and the installed distribution agree on the version.
     assert rc.__version__ == importlib.metadata.version("rtrl-cells")

@@ -51,6 +51,7 @@ def test_the_built_in_cells():
     assert {k: v.cls for k, v in rc.CELLS.items()} == {
         "elstm": rc.ELSTM,
         "lru": rc.LRU,
+        "online-lru": rc.OnlineLRU,
         "rtu": rc.RTU,
         "gru": rc.GRU,
         "lstm": rc.LSTM,
@@ -59,6 +60,7 @@ def test_the_built_in_cells():
     assert list(rc.cell_examples(dense=False)) == [
         "ELSTM",
         "LRU",
+        "OnlineLRU",
         "RTU(relu)",
         "RTU(tanh)",
         "RTU(linear)",

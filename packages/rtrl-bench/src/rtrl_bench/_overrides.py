@@ -29,15 +29,21 @@ SHORTHANDS = {
 }
 
 
+_WHOLE = re.compile(r"^[+-]?\d+(\.\d*)?[eE]\+?\d+$")
+
+
 def expand_shorthands(args: list[str]) -> list[str]:
     """``--core.hidden-size`` -> ``--agent.network.core.hidden-size`` (and the
-    other shorthands)."""
+    other shorthands); whole numbers written with an exponent (``2e6``) become
+    plain integers, which int fields take and float fields read the same."""
     out = []
     for a in args:
         for short, long in SHORTHANDS.items():
             if a.startswith(short):
                 a = long + a[len(short) :]
                 break
+        if _WHOLE.match(a) and float(a).is_integer() and abs(float(a)) < 1e18:
+            a = str(int(float(a)))
         out.append(a)
     return out
 

@@ -16,6 +16,8 @@ from ._gradcheck import gradient_error as gradient_error
 from ._gradcheck import gradient_errors as gradient_errors
 from ._gradcheck import gradient_errors_by_method as gradient_errors_by_method
 from ._lru import LRU as LRU
+from ._lru import AbstractLRU as AbstractLRU
+from ._lru import OnlineLRU as OnlineLRU
 from ._methods import BPTT as BPTT
 from ._methods import CHUNKED as CHUNKED
 from ._methods import METHODS as METHODS
@@ -50,12 +52,14 @@ __all__ = [
     "RTU",
     "AbstractCell",
     "AbstractElementwiseCell",
+    "AbstractLRU",
     "AbstractStack",
     "CellContractError",
     "CellExample",
     "CellKind",
     "GradientMethod",
     "LayerLocalApproxStack",
+    "OnlineLRU",
     "RTRLCarry",
     "Stack",
     "cell_examples",

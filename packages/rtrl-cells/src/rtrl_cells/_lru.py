@@ -1,4 +1,5 @@
-"""LRU: the linear recurrent unit of Orvieto et al. (ICML 2023), as in Elelimy et al."""
+"""LRU: the linear recurrent unit of Orvieto et al. (ICML 2023), with Orvieto's
+readout and with the RTU paper's (Elelimy et al. 2024)."""
 
 from __future__ import annotations
 
@@ -35,18 +36,15 @@ def ring_init(
     return jnp.log(nu), jnp.log(max_phase * u2)
 
 
-@final
-class LRU(AbstractElementwiseCell):
-    r"""Linear recurrent unit with a complex diagonal recurrence.
+class AbstractLRU(AbstractElementwiseCell):
+    r"""The LRU's recurrence, shared by its readouts (Orvieto et al. 2023).
 
-    Recurrence (Orvieto et al. 2023; complex ``h`` kept as ``[Re h, Im h]``)::
+    Recurrence (complex ``h`` kept as ``[Re h, Im h]``)::
 
         lambda = exp(-exp(nu_log) + i exp(theta_log))
         h_t = lambda * h_{t-1} + gamma * (B x_t),   gamma = exp(gamma_log)
-        y_t = Re(C h_t) + D * x_t
 
-    with ``B = B_re + i B_im`` (``N x D``), ``C = C_re + i C_im`` (``D x N``) and
-    ``D`` a vector, so ``output_size == input_size``. ``gamma_log`` is learned and
+    with ``B = B_re + i B_im`` (``N x D``); ``gamma_log`` is learned and
     initialised to ``log sqrt(1 - |lambda|^2)``.
 
     Sensitivity recursion (complex, per unit; Elelimy et al. 2024, appendix)::
@@ -57,10 +55,11 @@ class LRU(AbstractElementwiseCell):
 
     and the chain rule to ``nu_log``, ``theta_log``, ``gamma_log``. ``E_B`` is one
     complex trace: ``d h / d B_im = i d h / d B_re``, so only ``B_re``'s is kept
-    (memory ``2ND + 6N`` per stream, not ``4ND``). This cell uses
-    the generic engine, which derives exactly these recursions by autodiff (the
-    RTU paper's released baseline builds ``E_B`` with ``gamma_log`` instead of
-    ``gamma``; that is a bug this does not copy). State shape ``(N, 2)``.
+    (memory ``2ND + 6N`` per stream, not ``4ND``). The generic engine derives
+    exactly these recursions by autodiff (the RTU paper's released baseline
+    builds ``E_B`` with ``gamma_log`` instead of ``gamma``, and its real-time
+    gradients are wrong in every parameter; nothing of it is copied). State
+    shape ``(N, 2)``. Subclasses choose the readout.
     """
 
     nu_log: Float[Array, " N"] = recurrent()
@@ -68,35 +67,17 @@ class LRU(AbstractElementwiseCell):
     gamma_log: Float[Array, " N"] = recurrent()
     B_re: Float[Array, "N D"] = recurrent()
     B_im: Float[Array, "N D"] = recurrent()
-    C_re: Float[Array, "D N"]
-    C_im: Float[Array, "D N"]
-    D: Float[Array, " D"]
 
-    def __init__(
-        self,
-        *,
-        input_size: int,
-        hidden_size: int,
-        key: PRNGKeyArray,
-        r_min: float = 0.0,
-        r_max: float = 1.0,
-        max_phase: float = 6.28,
-        dtype=None,
-    ):
-        check_sizes(input_size=input_size, hidden_size=hidden_size)
-        dtype = default_dtype(dtype)
-        N, D = hidden_size, input_size
-        ks = jax.random.split(key, 6)
+    def _init_recurrence(
+        self, keys, N: int, D: int, r_min: float, r_max: float, max_phase: float, dtype
+    ) -> None:
         self.nu_log, self.theta_log = ring_init(
-            ks[0], N, dtype, r_min, r_max, max_phase
+            keys[0], N, dtype, r_min, r_max, max_phase
         )
         mod = jnp.exp(-jnp.exp(self.nu_log))
         self.gamma_log = jnp.log(jnp.sqrt(1 - mod**2))
-        self.B_re = jax.random.normal(ks[1], (N, D), dtype) / math.sqrt(2 * D)
-        self.B_im = jax.random.normal(ks[2], (N, D), dtype) / math.sqrt(2 * D)
-        self.C_re = jax.random.normal(ks[3], (D, N), dtype) / math.sqrt(N)
-        self.C_im = jax.random.normal(ks[4], (D, N), dtype) / math.sqrt(N)
-        self.D = jax.random.normal(ks[5], (D,), dtype)
+        self.B_re = jax.random.normal(keys[1], (N, D), dtype) / math.sqrt(2 * D)
+        self.B_im = jax.random.normal(keys[2], (N, D), dtype) / math.sqrt(2 * D)
 
     @property
     def input_size(self) -> int:
@@ -105,10 +86,6 @@ class LRU(AbstractElementwiseCell):
     @property
     def hidden_size(self) -> int:
         return self.B_re.shape[0]
-
-    @property
-    def output_size(self) -> int:
-        return self.input_size
 
     @property
     def num_units(self) -> int:
@@ -134,5 +111,93 @@ class LRU(AbstractElementwiseCell):
         new_im = lam_re * h_im + lam_im * h_re + gamma * u_t[:, 1]
         return jnp.stack([new_re, new_im], axis=-1)
 
+
+@final
+class LRU(AbstractLRU):
+    r"""Linear recurrent unit (Orvieto et al. 2023), with their readout.
+
+    The recurrence of :class:`AbstractLRU`, read out as::
+
+        y_t = Re(C h_t) + D * x_t
+
+    with ``C = C_re + i C_im`` (``D x N``) and ``D`` a vector, so
+    ``output_size == input_size``. The RTU paper's LRU baseline reads out
+    differently: :class:`OnlineLRU`.
+    """
+
+    C_re: Float[Array, "D N"]
+    C_im: Float[Array, "D N"]
+    D: Float[Array, " D"]
+
+    def __init__(
+        self,
+        *,
+        input_size: int,
+        hidden_size: int,
+        key: PRNGKeyArray,
+        r_min: float = 0.0,
+        r_max: float = 1.0,
+        max_phase: float = 6.28,
+        dtype=None,
+    ):
+        check_sizes(input_size=input_size, hidden_size=hidden_size)
+        dtype = default_dtype(dtype)
+        N, D = hidden_size, input_size
+        ks = jax.random.split(key, 6)
+        self._init_recurrence(ks, N, D, r_min, r_max, max_phase, dtype)
+        self.C_re = jax.random.normal(ks[3], (D, N), dtype) / math.sqrt(N)
+        self.C_im = jax.random.normal(ks[4], (D, N), dtype) / math.sqrt(N)
+        self.D = jax.random.normal(ks[5], (D,), dtype)
+
+    @property
+    def output_size(self) -> int:
+        return self.input_size
+
     def readout(self, s_t, x_t):
         return self.C_re @ s_t[:, 0] - self.C_im @ s_t[:, 1] + self.D * x_t
+
+
+@final
+class OnlineLRU(AbstractLRU):
+    r"""The LRU of Elelimy et al. 2024's experiments (their online LRU baseline).
+
+    The recurrence of :class:`AbstractLRU`, read out as in the RTU paper's
+    released code::
+
+        y_t = Re(C h_t)
+
+    with a square ``C = C_re + i C_im`` (``N x N``) and no skip term, so
+    ``output_size == hidden_size`` (Orvieto's :class:`LRU` reads out ``D``
+    features and adds ``D * x_t``). Initialisation as the released code: ``C``
+    entries ``N(0, 1 / N)``. The RTU-paper comparisons use this cell; the
+    gradients are this library's exact RTRL, not the released code's.
+    """
+
+    C_re: Float[Array, "N N"]
+    C_im: Float[Array, "N N"]
+
+    def __init__(
+        self,
+        *,
+        input_size: int,
+        hidden_size: int,
+        key: PRNGKeyArray,
+        r_min: float = 0.0,
+        r_max: float = 1.0,
+        max_phase: float = 6.28,
+        dtype=None,
+    ):
+        check_sizes(input_size=input_size, hidden_size=hidden_size)
+        dtype = default_dtype(dtype)
+        N, D = hidden_size, input_size
+        ks = jax.random.split(key, 5)
+        self._init_recurrence(ks, N, D, r_min, r_max, max_phase, dtype)
+        self.C_re = jax.random.normal(ks[3], (N, N), dtype) / math.sqrt(N)
+        self.C_im = jax.random.normal(ks[4], (N, N), dtype) / math.sqrt(N)
+
+    @property
+    def output_size(self) -> int:
+        return self.hidden_size
+
+    def readout(self, s_t, x_t):
+        return self.C_re @ s_t[:, 0] - self.C_im @ s_t[:, 1]

@@ -22,7 +22,7 @@ from jaxtyping import PRNGKeyArray
 from ._cell import AbstractCell, AbstractElementwiseCell
 from ._dense import GRU, LSTM
 from ._elstm import ELSTM
-from ._lru import LRU
+from ._lru import LRU, OnlineLRU
 from ._rtu import RTU
 from ._stack import Stack
 
@@ -284,6 +284,7 @@ def example_cells(
 # The built-in cells. A new built-in cell is one more line here.
 register_cell("elstm", ELSTM)
 register_cell("lru", LRU)
+register_cell("online-lru", OnlineLRU)
 register_cell(
     "rtu",
     RTU,

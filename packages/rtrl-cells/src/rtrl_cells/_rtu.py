@@ -26,6 +26,11 @@ def _act_grad(name: str, a: Array) -> Array:
     return (a > 0).astype(a.dtype) if name == "relu" else 1 - jnp.tanh(a) ** 2
 
 
+GAMMA_EPS = 1e-8
+"""Added to ``1 - r^2`` under the RTU's input-scale root (the released code's
+1e-8), so ``gamma`` and its derivative stay finite as ``r -> 1``."""
+
+
 @final
 class RTU(AbstractElementwiseCell):
     r"""Recurrent trace unit: a real 2x2 rotation-and-scaling per unit.
@@ -33,13 +38,17 @@ class RTU(AbstractElementwiseCell):
     Recurrence (Elelimy et al. 2024; all products element-wise)::
 
         r = exp(-exp(nu_log)),  theta = exp(theta_log)
-        g = r cos(theta),  phi = r sin(theta),  gamma = sqrt(1 - r^2)
+        g = r cos(theta),  phi = r sin(theta),  gamma = sqrt(1 - r^2 + eps)
         a1_t = g c1_{t-1} - phi c2_{t-1} + gamma (W1 x_t)
         a2_t = g c2_{t-1} + phi c1_{t-1} + gamma (W2 x_t)
         linear:      c = a,     y = f([c1; c2])
         non-linear:  c = f(a),  y = [c1; c2]
 
     ``gamma`` is tied to ``r``. Output width ``2N``; parameters ``2N + 2ND``.
+    ``eps = 1e-8`` (``GAMMA_EPS``): the released code adds 1e-8 to
+    ``sqrt(1 - r^2)``, outside the root, and divides ``gamma``'s derivative by
+    that sum, which is the derivative of neither; inside the root the derivative
+    below is exact and never divides by zero (``gamma >= 1e-4``).
 
     Sensitivity recursion (per unit, ``D_i = f'(a_i)``, 1 for the linear RTU)::
 
@@ -122,9 +131,13 @@ class RTU(AbstractElementwiseCell):
         return self.nonlinear and not method.advances_traces
 
     def _coefficients(self):
-        r = jnp.exp(-jnp.exp(self.nu_log))
+        nu = jnp.exp(self.nu_log)
+        r = jnp.exp(-nu)
         theta = jnp.exp(self.theta_log)
-        return r, theta, r * jnp.cos(theta), r * jnp.sin(theta), jnp.sqrt(1 - r**2)
+        # 1 - r^2 as -expm1(-2 nu): exact where r is near 1, where 1 - r**2
+        # cancels to 0 in float32 long before nu does.
+        gamma = jnp.sqrt(-jnp.expm1(-2 * nu) + GAMMA_EPS)
+        return r, theta, r * jnp.cos(theta), r * jnp.sin(theta), gamma
 
     def _twins(self):
         # Linear: the state is complex-linear, d c / d W2 = i d c / d W1. Not so
