@@ -3,6 +3,7 @@ readout and with the RTU paper's (Elelimy et al. 2024)."""
 
 from __future__ import annotations
 
+import abc
 import math
 from typing import final
 
@@ -68,16 +69,33 @@ class AbstractLRU(AbstractElementwiseCell):
     B_re: Float[Array, "N D"] = recurrent()
     B_im: Float[Array, "N D"] = recurrent()
 
-    def _init_recurrence(
-        self, keys, N: int, D: int, r_min: float, r_max: float, max_phase: float, dtype
-    ) -> None:
+    def __init__(
+        self,
+        *,
+        input_size: int,
+        hidden_size: int,
+        key: PRNGKeyArray,
+        r_min: float = 0.0,
+        r_max: float = 1.0,
+        max_phase: float = 6.28,
+        dtype=None,
+    ):
+        check_sizes(input_size=input_size, hidden_size=hidden_size)
+        dtype = default_dtype(dtype)
+        N, D = hidden_size, input_size
+        ks = jax.random.split(key, 6)
         self.nu_log, self.theta_log = ring_init(
-            keys[0], N, dtype, r_min, r_max, max_phase
+            ks[0], N, dtype, r_min, r_max, max_phase
         )
         mod = jnp.exp(-jnp.exp(self.nu_log))
         self.gamma_log = jnp.log(jnp.sqrt(1 - mod**2))
-        self.B_re = jax.random.normal(keys[1], (N, D), dtype) / math.sqrt(2 * D)
-        self.B_im = jax.random.normal(keys[2], (N, D), dtype) / math.sqrt(2 * D)
+        self.B_re = jax.random.normal(ks[1], (N, D), dtype) / math.sqrt(2 * D)
+        self.B_im = jax.random.normal(ks[2], (N, D), dtype) / math.sqrt(2 * D)
+        self._init_readout(ks[3:], N, D, dtype)
+
+    @abc.abstractmethod
+    def _init_readout(self, keys, N: int, D: int, dtype) -> None:
+        """Sets the readout's fields (three keys to draw them with)."""
 
     @property
     def input_size(self) -> int:
@@ -129,25 +147,10 @@ class LRU(AbstractLRU):
     C_im: Float[Array, "D N"]
     D: Float[Array, " D"]
 
-    def __init__(
-        self,
-        *,
-        input_size: int,
-        hidden_size: int,
-        key: PRNGKeyArray,
-        r_min: float = 0.0,
-        r_max: float = 1.0,
-        max_phase: float = 6.28,
-        dtype=None,
-    ):
-        check_sizes(input_size=input_size, hidden_size=hidden_size)
-        dtype = default_dtype(dtype)
-        N, D = hidden_size, input_size
-        ks = jax.random.split(key, 6)
-        self._init_recurrence(ks, N, D, r_min, r_max, max_phase, dtype)
-        self.C_re = jax.random.normal(ks[3], (D, N), dtype) / math.sqrt(N)
-        self.C_im = jax.random.normal(ks[4], (D, N), dtype) / math.sqrt(N)
-        self.D = jax.random.normal(ks[5], (D,), dtype)
+    def _init_readout(self, keys, N, D, dtype):
+        self.C_re = jax.random.normal(keys[0], (D, N), dtype) / math.sqrt(N)
+        self.C_im = jax.random.normal(keys[1], (D, N), dtype) / math.sqrt(N)
+        self.D = jax.random.normal(keys[2], (D,), dtype)
 
     @property
     def output_size(self) -> int:
@@ -176,24 +179,9 @@ class OnlineLRU(AbstractLRU):
     C_re: Float[Array, "N N"]
     C_im: Float[Array, "N N"]
 
-    def __init__(
-        self,
-        *,
-        input_size: int,
-        hidden_size: int,
-        key: PRNGKeyArray,
-        r_min: float = 0.0,
-        r_max: float = 1.0,
-        max_phase: float = 6.28,
-        dtype=None,
-    ):
-        check_sizes(input_size=input_size, hidden_size=hidden_size)
-        dtype = default_dtype(dtype)
-        N, D = hidden_size, input_size
-        ks = jax.random.split(key, 5)
-        self._init_recurrence(ks, N, D, r_min, r_max, max_phase, dtype)
-        self.C_re = jax.random.normal(ks[3], (N, N), dtype) / math.sqrt(N)
-        self.C_im = jax.random.normal(ks[4], (N, N), dtype) / math.sqrt(N)
+    def _init_readout(self, keys, N, D, dtype):
+        self.C_re = jax.random.normal(keys[0], (N, N), dtype) / math.sqrt(N)
+        self.C_im = jax.random.normal(keys[1], (N, N), dtype) / math.sqrt(N)
 
     @property
     def output_size(self) -> int:
