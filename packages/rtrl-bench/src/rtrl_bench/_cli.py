@@ -722,6 +722,9 @@ def _one_line(e: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs ``rtrl-bench`` with ``argv``; returns the exit code."""
+    from ._provenance import command_line
+
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "run":
@@ -736,7 +739,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.debug:
             warnings.showwarning = show
         try:
-            return args.func(args)
+            with command_line(["rtrl-bench", *argv]):
+                return args.func(args)
         except KeyboardInterrupt:
             if args.debug:
                 raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata as md
 import os
 import platform
@@ -24,6 +25,21 @@ PACKAGES = (
     "gymnax",
     "popgym",
 )
+
+
+_COMMAND: list[str] | None = None
+
+
+@contextlib.contextmanager
+def command_line(argv: list[str]):
+    """Records ``argv`` as the command line of what runs inside (the CLI's own
+    arguments, which ``sys.argv`` is not when ``main`` is called in-process)."""
+    global _COMMAND
+    previous, _COMMAND = _COMMAND, list(argv)
+    try:
+        yield
+    finally:
+        _COMMAND = previous
 
 
 def provenance() -> dict[str, Any]:
@@ -84,7 +100,7 @@ def provenance() -> dict[str, Any]:
         "git_commit": commit,
         "git_dirty": bool(dirty),
         "source": source,
-        "argv": list(sys.argv),
+        "argv": list(sys.argv) if _COMMAND is None else list(_COMMAND),
         # On CPU, the allocator's settings move timings by up to 25% (rtrl-bench
         # README, "Allocator"): keep them with the result.
         "allocator_env": {
