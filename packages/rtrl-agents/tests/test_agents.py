@@ -34,7 +34,7 @@ def _ppo(method, traces, seq_len, env):
         learning_rate=1e-3,
         entropy_cost=0.01,
     )
-    return ra.PPO(cfg, env.spec)
+    return ra.ppo(cfg, env.spec)
 
 
 @pytest.mark.parametrize(
@@ -59,7 +59,7 @@ def test_streaming_ac_learns_online_with_rtrl():
     cfg = ra.StreamingACConfig(
         network=net, discount=0.9, actor_kappa=0.3, critic_kappa=0.3
     )
-    agent = ra.StreamingAC(cfg, env.spec)
+    agent = ra.streaming_ac(cfg, env.spec)
     _, m = jax.jit(ra.make_train(agent, env, 8000))(jax.random.PRNGKey(0))
     rate = _rate(m, 0.1)
     print(f"streaming AC (online RTRL) success: {rate:.3f}")
@@ -74,10 +74,10 @@ def _small_net(cell, method, reward_input=True):
 
 
 AGENTS = {
-    "r2ac": lambda net, spec: ra.R2AC(
+    "r2ac": lambda net, spec: ra.r2ac(
         ra.R2ACConfig(network=net, rollout_length=3), spec
     ),
-    "ppo": lambda net, spec: ra.PPO(
+    "ppo": lambda net, spec: ra.ppo(
         ra.PPOConfig(
             network=net,
             rollout_length=4,
@@ -87,7 +87,7 @@ AGENTS = {
         ),
         spec,
     ),
-    "streaming": lambda net, spec: ra.StreamingAC(
+    "streaming": lambda net, spec: ra.streaming_ac(
         ra.StreamingACConfig(network=net), spec
     ),
 }
@@ -196,7 +196,7 @@ def test_ppo_with_a_gaussian_head_learns_a_continuous_task():
     cfg = ra.PPOConfig(
         network=net, rollout_length=16, num_minibatches=4, learning_rate=3e-3
     )
-    agent = ra.PPO(cfg, env.spec)
+    agent = ra.ppo(cfg, env.spec)
     _, m = jax.jit(ra.make_train(agent, env, 80))(jax.random.PRNGKey(0))
     ret = np.asarray(m["episode_return_sum"]) / np.maximum(np.asarray(m["episodes"]), 1)
     assert ret[-10:].mean() > ret[:10].mean() + 0.1
@@ -246,6 +246,6 @@ def test_r2ac_with_the_impala_torso_updates():
         ),
         core=ra.CoreConfig(cell="elstm", hidden_size=8),
     )
-    agent = ra.R2AC(ra.R2ACConfig(network=net, rollout_length=3), env.spec)
+    agent = ra.r2ac(ra.R2ACConfig(network=net, rollout_length=3), env.spec)
     _, m = jax.jit(ra.make_train(agent, env, 2))(jax.random.PRNGKey(0))
     assert np.all(np.isfinite(np.asarray(m["loss"])))

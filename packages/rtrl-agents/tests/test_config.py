@@ -70,15 +70,15 @@ def test_action_space_the_head_cannot_serve():
         heads=ra.HeadConfig(distribution="gaussian"),
     )
     with pytest.raises(ValueError, match="cannot serve a discrete action space"):
-        ra.R2AC(ra.R2ACConfig(network=net), env.spec)
+        ra.r2ac(ra.R2ACConfig(network=net), env.spec)
     odd = Spec((3,), object(), 2)
     with pytest.raises(ValueError, match="neither discrete"):
-        ra.R2AC(
+        ra.r2ac(
             ra.R2ACConfig(network=dataclasses.replace(net, heads=ra.HeadConfig())), odd
         )
     cont = Spec((3,), Box((-1.0,), (1.0,), (1,)), 2)
     with pytest.raises(ValueError, match="cannot serve a continuous"):
-        ra.PPO(
+        ra.ppo(
             ra.PPOConfig(
                 network=dataclasses.replace(
                     net, heads=ra.HeadConfig(distribution="categorical")
@@ -93,13 +93,13 @@ def test_action_space_the_head_cannot_serve():
 def test_impala_torso_needs_images():
     env = DelayedRecall(num_envs=2)
     with pytest.raises(ValueError, match="needs image observations"):
-        ra.R2AC(ra.R2ACConfig(), env.spec)
+        ra.r2ac(ra.R2ACConfig(), env.spec)
 
 
 def test_ppo_minibatches_must_divide_the_rollout():
     env = DelayedRecall(num_envs=3)
     with pytest.raises(ValueError, match="do not split into num_minibatches=4"):
-        ra.PPO(ra.PPOConfig(rollout_length=5, num_minibatches=4), env.spec)
+        ra.ppo(ra.PPOConfig(rollout_length=5, num_minibatches=4), env.spec)
 
 
 def test_checkpoint_every_needs_a_directory():
@@ -107,7 +107,7 @@ def test_checkpoint_every_needs_a_directory():
     net = ra.NetworkConfig(
         torso=ra.TorsoConfig(hidden_sizes=(4,)), core=ra.CoreConfig(hidden_size=4)
     )
-    agent = ra.R2AC(ra.R2ACConfig(network=net, rollout_length=2), env.spec)
+    agent = ra.r2ac(ra.R2ACConfig(network=net, rollout_length=2), env.spec)
     with pytest.raises(ValueError, match="no checkpoint_dir"):
         ra.train(
             agent,

@@ -128,7 +128,7 @@ def test_shipped_rollouts_and_the_learner_gradient_match_one_machine(cluster, ho
     config = recall_config("rtrl")
     env_fn = functools.partial(recall_env, num_envs=4, host=host)
     env = env_fn(0)
-    agent = ra.R2AC(config, env.spec)
+    agent = ra.r2ac(config, env.spec)
     state = agent.init(jax.random.PRNGKey(3))
     params = ra.host_params(state)
     ray.init(address=cluster)
@@ -152,7 +152,7 @@ def test_shipped_rollouts_and_the_learner_gradient_match_one_machine(cluster, ho
 
     def grads(batch):
         batch = jax.tree.map(jnp.asarray, batch)
-        return eqx.filter_grad(lambda p: agent.loss(p, batch)[0])(state.params)
+        return eqx.filter_grad(lambda p: ra.r2ac_loss(p, batch, config)[0])(state.params)
 
     # The learner's gradient on the shipped batch of both rollouts (as
     # concatenated from two actors) equals the single-machine gradient.
@@ -255,7 +255,7 @@ def _assert_same_rollouts(actor_a, actor_b, state, rtol, atol, rounds=3):
 def test_chunked_actor_traces_equal_online_ones(host):
     config = recall_config("rtrl")
     env = recall_env(0, num_envs=4, host=host)
-    agent = ra.R2AC(config, env.spec)
+    agent = ra.r2ac(config, env.spec)
     state = agent.init(jax.random.PRNGKey(1))
     keys = jax.random.split(jax.random.PRNGKey(2))
     online = ra.Actor(agent, env, *keys, state, trace_update="online")
@@ -271,7 +271,7 @@ def test_state_only_host_actor_equals_the_jitted_loop(method):
     # the traces put back around it. Its rollouts and carries must equal those of
     # the jitted loop on the same environment in JAX.
     config = recall_config(method)
-    agent = ra.R2AC(config, recall_env(0, num_envs=4).spec)
+    agent = ra.r2ac(config, recall_env(0, num_envs=4).spec)
     state = agent.init(jax.random.PRNGKey(1))
     keys = jax.random.split(jax.random.PRNGKey(2))
     host_env = recall_env(0, num_envs=4, host=True)
