@@ -4,7 +4,7 @@ import equinox as eqx
 import jax
 import numpy as np
 import pytest
-from rtrl_agents_testenvs import Box, DelayedRecall, Spec
+from rtrl_agents_testenvs import Box, DelayedRecall, Spec, ppo_recall_config
 
 import rtrl_agents as ra
 
@@ -19,22 +19,7 @@ def _rate(metrics, frac=0.2):
 
 
 def _ppo(method, traces, seq_len, env):
-    net = ra.NetworkConfig(
-        torso=ra.TorsoConfig(hidden_sizes=(32,), activation="tanh", reward_input=False),
-        core=ra.CoreConfig(cell="elstm", hidden_size=32, method=method),
-        heads=ra.HeadConfig(hidden_sizes=(32,)),
-    )
-    cfg = ra.PPOConfig(
-        network=net,
-        rollout_length=32,
-        num_epochs=4,
-        num_minibatches=4,
-        sequence_length=seq_len,
-        traces=traces,
-        learning_rate=1e-3,
-        entropy_cost=0.01,
-    )
-    return ra.ppo(cfg, env.spec)
+    return ra.ppo(ppo_recall_config(method, traces, seq_len), env.spec)
 
 
 @pytest.mark.parametrize(

@@ -189,6 +189,8 @@ def test_ppo_resume_with_normalisers_is_bit_for_bit(tmp_path):
         key,
         ra.LoopConfig(num_updates=6, log_every=2, checkpoint_every=2),
         checkpoint_dir=ckpt,
+        resume=True,
+        allow_config_change=True,  # 2 -> 6 updates: an explicit extension
     )
     assert len(resumed.history) == 2
     a = jax.tree.leaves(eqx.filter(whole.state, eqx.is_array))

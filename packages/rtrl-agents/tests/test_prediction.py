@@ -206,9 +206,7 @@ def test_td_trace_equals_discounted_sum_of_bptt_gradients(x64):
     state = learner.init(jax.random.PRNGKey(1))
     # A zero step size freezes the parameters, so the trace is comparable to
     # BPTT gradients of one network.
-    state = eqx.tree_at(
-        lambda s: s.hyperparams.learning_rate, state, jnp.asarray(0.0)
-    )
+    state = eqx.tree_at(lambda s: s.hyperparams.learning_rate, state, jnp.asarray(0.0))
     params = state.params
     state, _ = eqx.filter_jit(ra.run_stream)(learner, state, data)
     net = params

@@ -20,6 +20,7 @@ from ._config import TorsoConfig as TorsoConfig
 from ._config import impala_network as impala_network
 from ._config import rtu_ppo_network as rtu_ppo_network
 from ._core import AbstractAgentState as AbstractAgentState
+from ._core import AbstractOptimizedState as AbstractOptimizedState
 from ._core import ActorOutput as ActorOutput
 from ._core import Agent as Agent
 from ._core import Hyperparams as Hyperparams
@@ -40,8 +41,8 @@ from ._driver import initial_run_state as initial_run_state
 from ._driver import open_writers as open_writers
 from ._driver import summarise as summarise
 from ._driver import train as train
-from ._env import EnvSpecLike as EnvSpecLike
 from ._env import EnvironmentLike as EnvironmentLike
+from ._env import EnvSpecLike as EnvSpecLike
 from ._env import TimeStepLike as TimeStepLike
 from ._errors import CheckpointMismatchError as CheckpointMismatchError
 from ._errors import CheckpointNotReadableError as CheckpointNotReadableError
@@ -120,6 +121,7 @@ from ._streaming import streaming_ac as streaming_ac
 
 __all__ = [
     "AbstractAgentState",
+    "AbstractOptimizedState",
     "AbstractRecurrentNet",
     "Actor",
     "ActorCriticNet",

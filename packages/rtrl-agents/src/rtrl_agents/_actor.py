@@ -150,7 +150,9 @@ class Actor:
                 "trace_update='online'."
             )
         self._chunked = chunked
-        act = agent.act_state_only if chunked else agent.act
+        act = agent.act
+        if chunked and agent.act_state_only is not None:
+            act = agent.act_state_only
         if self.is_jax:
             acting = dataclasses.replace(agent, act=act)
             self._collect = eqx.filter_jit(lambda r: collect(acting, env, r))

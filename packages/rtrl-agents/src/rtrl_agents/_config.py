@@ -578,9 +578,14 @@ class TDPredictorConfig:
     adam_eps: float = 1e-8
     """Adam epsilon."""
 
+    max_grad_norm: float | None = None
+    """Global-norm clip of the update direction; ``None``: no clipping."""
+
     def __post_init__(self) -> None:
         if not isinstance(self.core, CoreConfig):
             raise ValueError("TDPredictorConfig.core must be a CoreConfig.")
+        if self.max_grad_norm is not None:
+            _positive("TDPredictorConfig", "max_grad_norm", self.max_grad_norm)
         _in_range("TDPredictorConfig", "discount", self.discount, 0.0, 1.0)
         _in_range("TDPredictorConfig", "trace_lambda", self.trace_lambda, 0.0, 1.0)
         _choice("TDPredictorConfig", "optimizer", self.optimizer, ("adam", "sgd"))

@@ -67,8 +67,20 @@ class AbstractAgentState(eqx.Module):
     update_count: eqx.AbstractVar[Int[Array, ""]]
 
 
+class AbstractOptimizedState(AbstractAgentState):
+    """A state whose parameters an Optax transformation updates.
+
+    Attributes:
+        opt_state: the transformation's state.
+    """
+
+    opt_state: eqx.AbstractVar[optax.OptState]
+
+
 S = TypeVar("S", bound=AbstractAgentState)
+OptS = TypeVar("OptS", bound=AbstractOptimizedState)
 E = TypeVar("E")
+ArrayT = TypeVar("ArrayT", np.ndarray, Array)
 
 
 class Trajectory(NamedTuple):
@@ -281,13 +293,13 @@ def guard_nonfinite(
 
 
 def apply_gradients(
-    state: S,
+    state: OptS,
     grads: Any,
     optimizer: optax.GradientTransformation,
     learning_rate: Array,
     loss: Array,
     **changes: Any,
-) -> tuple[S, dict[str, Array]]:
+) -> tuple[OptS, dict[str, Array]]:
     """One optimizer step on ``state.params``, through :func:`guard_nonfinite`.
 
     ``optimizer`` transforms the gradient without a step size (clipping,
@@ -351,7 +363,7 @@ def check_env_matches(spec: Any, env_spec: Any, what: str = "the agent") -> None
     ):
         want, got = getattr(spec, field, None), getattr(env_spec, field, None)
         if field == "observation_shape":
-            want, got = tuple(want), tuple(got)
+            want, got = tuple(want or ()), tuple(got or ())
         if want != got:
             raise ValueError(
                 f"{what} was built for {label} {want!r}, but {name} has {got!r}: "
@@ -360,8 +372,8 @@ def check_env_matches(spec: Any, env_spec: Any, what: str = "the agent") -> None
 
 
 def track_episodes(
-    episode_return: Array, episode_length: Array, timestep: Any
-) -> tuple[Array, Array, Array]:
+    episode_return: ArrayT, episode_length: ArrayT, timestep: Any
+) -> tuple[ArrayT, ArrayT, ArrayT]:
     """Running episode statistics of every stream, advanced by one timestep.
 
     The one place episodes are counted (the jitted loop, the actors and
@@ -388,15 +400,13 @@ def track_episodes(
     episode_return = xp.where(first, 0, episode_return + reward).astype(
         episode_return.dtype
     )
-    episode_length = xp.where(first, 0, episode_length + 1).astype(
-        episode_length.dtype
-    )
+    episode_length = xp.where(first, 0, episode_length + 1).astype(episode_length.dtype)
     return episode_return, episode_length, ended
 
 
 def episode_sums(
-    episode_return: Array, episode_length: Array, ended: Array
-) -> dict[str, Array]:
+    episode_return: ArrayT, episode_length: ArrayT, ended: ArrayT
+) -> dict[str, ArrayT]:
     """The loops' per-rollout episode record: sums over the episodes that ended."""
     xp: Any = np if isinstance(episode_return, np.ndarray) else jnp
     return {

@@ -68,7 +68,7 @@ from ._make import AgentConfig, make_agent
 
 def _import_ray():
     try:
-        import ray
+        import ray  # pyright: ignore[reportMissingImports]
     except ImportError as e:
         raise ImportError(
             "distributed training needs Ray: pip install 'rtrl-agents[ray]'"
@@ -390,8 +390,8 @@ class RaySource:
         # One of each actor, in order; an actor's later rollouts wait their turn.
         n = self.dist.num_actors
         while any(not self._waiting.get(i) for i in range(n)):
-            i, *rest = self.pool.next_rollout(done)
-            self._waiting.setdefault(i, []).append(tuple(rest))
+            i, version, batch, stats = self.pool.next_rollout(done)
+            self._waiting.setdefault(i, []).append((version, batch, stats))
         return [self._waiting[i].pop(0) for i in range(n)]
 
     def next_batch(self, state: Any, done: int) -> tuple[Trajectory, dict]:
@@ -424,15 +424,16 @@ class RaySource:
 def _with_streams(spec: Any, num_envs: int) -> Any:
     """``spec`` with ``num_envs`` streams (the learner's batch of several
     actors' rollouts)."""
+    fields = {
+        "name": getattr(spec, "name", None),
+        "observation_shape": tuple(spec.observation_shape),
+        "action_space": spec.action_space,
+        "num_envs": num_envs,
+        "is_jax": False,
+    }
     if dataclasses.is_dataclass(spec) and not isinstance(spec, type):
         return dataclasses.replace(spec, num_envs=num_envs)
-    return types.SimpleNamespace(
-        name=getattr(spec, "name", None),
-        observation_shape=tuple(spec.observation_shape),
-        action_space=spec.action_space,
-        num_envs=num_envs,
-        is_jax=False,
-    )
+    return types.SimpleNamespace(**fields)
 
 
 def _learner_agent(

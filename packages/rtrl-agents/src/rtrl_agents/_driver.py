@@ -451,9 +451,7 @@ class RolloutSource(Protocol):
         """Called once before the first batch."""
         ...
 
-    def next_batch(
-        self, state: Any, done: int
-    ) -> tuple[Trajectory, dict[str, float]]:
+    def next_batch(self, state: Any, done: int) -> tuple[Trajectory, dict[str, float]]:
         """The next learner batch and its per-update statistics (episodes that
         ended, and any source-specific scalars)."""
         ...

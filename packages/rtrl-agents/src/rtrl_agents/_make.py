@@ -15,8 +15,6 @@ from ._streaming import streaming_ac
 AgentConfig = R2ACConfig | PPOConfig | StreamingACConfig
 """The configs :func:`make_agent` makes agents from."""
 
-_FACTORIES = ((R2ACConfig, r2ac), (PPOConfig, ppo), (StreamingACConfig, streaming_ac))
-
 
 def make_agent(
     config: AgentConfig, spec: Any, *, cell: rc.AbstractCell | None = None
@@ -27,9 +25,12 @@ def make_agent(
     Raises:
         ValueError: (one line) ``config`` is not an agent's config.
     """
-    for config_type, factory in _FACTORIES:
-        if isinstance(config, config_type):
-            return factory(config, spec, cell=cell)
+    if isinstance(config, R2ACConfig):
+        return r2ac(config, spec, cell=cell)
+    if isinstance(config, PPOConfig):
+        return ppo(config, spec, cell=cell)
+    if isinstance(config, StreamingACConfig):
+        return streaming_ac(config, spec, cell=cell)
     raise ValueError(
         f"no agent takes a {type(config).__name__}: pass an R2ACConfig, a "
         "PPOConfig or a StreamingACConfig."

@@ -15,7 +15,7 @@ import rtrl_cells as rc
 
 from ._config import PPOConfig
 from ._core import (
-    AbstractAgentState,
+    AbstractOptimizedState,
     Agent,
     Carry,
     Hyperparams,
@@ -41,7 +41,7 @@ from ._normalize import (
 )
 
 
-class PPOState(AbstractAgentState):
+class PPOState(AbstractOptimizedState):
     """PPO's state.
 
     Attributes:

@@ -33,7 +33,7 @@ import rtrl_cells as rc
 
 from ._config import SequenceLearnerConfig, TDPredictorConfig
 from ._core import (
-    AbstractAgentState,
+    AbstractOptimizedState,
     Carry,
     Hyperparams,
     Metrics,
@@ -143,7 +143,7 @@ class CumulantBatch(NamedTuple):
     resets: Array
 
 
-class SequenceLearnerState(AbstractAgentState):
+class SequenceLearnerState(AbstractOptimizedState):
     """The sequence learner's state.
 
     Attributes:
@@ -161,7 +161,7 @@ class SequenceLearnerState(AbstractAgentState):
     carry: Carry
 
 
-class TDPredictorState(AbstractAgentState):
+class TDPredictorState(AbstractOptimizedState):
     """The TD learner's state.
 
     Attributes:
@@ -357,7 +357,7 @@ def td_predictor(
         return PredictionNet(config.core, input_size, 1, key=key, cell=cell)
 
     eqx.filter_eval_shape(make_net, jax.random.PRNGKey(0))
-    optimizer = _optimizer(config.optimizer, config.adam_eps, None)
+    optimizer = _optimizer(config.optimizer, config.adam_eps, config.max_grad_norm)
 
     def init(key: PRNGKeyArray) -> TDPredictorState:
         net = make_net(key)

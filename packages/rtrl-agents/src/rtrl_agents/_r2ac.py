@@ -14,7 +14,7 @@ import rtrl_cells as rc
 
 from ._config import R2ACConfig
 from ._core import (
-    AbstractAgentState,
+    AbstractOptimizedState,
     ActorOutput,
     Agent,
     Carry,
@@ -33,7 +33,7 @@ from ._losses import ActorCriticLosses, transitions, vtrace_actor_critic_loss
 from ._networks import ActorCriticNet
 
 
-class R2ACState(AbstractAgentState):
+class R2ACState(AbstractOptimizedState):
     """R2AC's state.
 
     Attributes:

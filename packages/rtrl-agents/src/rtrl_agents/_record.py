@@ -186,7 +186,9 @@ def cut_event_files(log_dir: str, max_step: int) -> None:
             data = f.read()
         kept = bytearray()
         for start, end in _event_records(data):
-            event = event_pb2.Event.FromString(data[start + 12 : end - 4])
+            event = event_pb2.Event.FromString(  # pyright: ignore[reportAttributeAccessIssue]
+                data[start + 12 : end - 4]
+            )
             if event.step <= max_step or event.HasField("file_version"):
                 kept += data[start:end]
         if bytes(kept) != data:
@@ -433,6 +435,7 @@ class RunRecord:
         else:
             payload["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         data = json.dumps(payload, indent=2, sort_keys=False).encode()
+        assert self.log_dir is not None  # only called with a log folder
         _replace_atomically(os.path.join(self.log_dir, CONFIG_FILE), data)
 
     def resume_line(self, num_updates: int) -> str:

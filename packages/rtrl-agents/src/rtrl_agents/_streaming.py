@@ -67,7 +67,7 @@ class StreamingACState(AbstractAgentState):
 
 
 def _l1(tree: Any) -> Array:
-    return sum(jnp.sum(jnp.abs(x)) for x in jax.tree.leaves(tree))
+    return sum((jnp.sum(jnp.abs(x)) for x in jax.tree.leaves(tree)), jnp.zeros(()))
 
 
 def streaming_ac(
@@ -159,9 +159,7 @@ def streaming_ac(
 
             g_pi = jax.grad(actor_objective)(dyn)
             decay = (
-                config.discount
-                * config.trace_lambda
-                * (1.0 - first[0].astype(v.dtype))
+                config.discount * config.trace_lambda * (1.0 - first[0].astype(v.dtype))
             )
             m = tr.mask_t[0]
             z_v = eligibility_trace(z.critic, g_v, decay, m)

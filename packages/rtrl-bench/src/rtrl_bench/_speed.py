@@ -153,8 +153,9 @@ def gradient_fns(cell, method: str) -> Callable:
 
 
 def _carried(carry_T, method: str):
-    """What a learner keeps of an unroll's new carry: BPTT needs only the state."""
-    return carry_T if rc.method(method).advances_traces else carry_T.states
+    """What a learner keeps of an unroll's new carry (``carry.for_method``):
+    BPTT needs only the state."""
+    return carry_T.for_method(method)
 
 
 def _block(tree: Any) -> None:
