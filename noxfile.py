@@ -103,13 +103,22 @@ for _name in PACKAGES:
     nox.session(name=f"tests-{_name}")(_package_tests)
 
 
+# The sources pyright checks (with no error allowed), and what they import.
+TYPED = {"rtrl-agents": "packages/rtrl-agents/src"}
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff check, ruff format --check, and package version consistency."""
+    """ruff check, ruff format --check, package version consistency, and pyright
+    on the typed packages' sources."""
     session.install("ruff>=0.6", "tomli; python_version < '3.11'")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("python", "tools/check_versions.py")
+    # pyright[nodejs] brings node as a wheel (no download at run time).
+    session.install("pyright[nodejs]>=1.1.380", *_editable(["rtrl-cells"]))
+    session.install(*_editable(list(TYPED), "test"))
+    session.run("pyright", *TYPED.values())
 
 
 # The import name of each package, and a command that shows it works alone.

@@ -24,7 +24,7 @@ import dataclasses
 import sys
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import equinox as eqx
 import jax
@@ -438,6 +438,7 @@ def _train_jax(
     return TrainResult(runner, report.history)
 
 
+@runtime_checkable
 class RolloutSource(Protocol):
     """Where the rollout loop gets its batches (an actor here, Ray actors).
 
