@@ -176,6 +176,61 @@ def act_state_only(
     return actor_step(state.params, carry, timestep, key, greedy, method=rc.BPTT)
 
 
+def per_stream(fn: Callable[..., Any], batch: Trajectory, *more: Any) -> Any:
+    """``fn`` of every stream of ``batch``, vmapped: ``fn(carry_0, observation,
+    reward, first, terminated, truncated, action, *more)`` with each argument one
+    stream's (``more``: further per-stream arrays, leading axis ``B``)."""
+    return jax.vmap(fn)(
+        batch.carry_0,
+        batch.observation,
+        batch.reward,
+        batch.first,
+        batch.terminated,
+        batch.truncated,
+        batch.action,
+        *more,
+    )
+
+
+def actor_critic_agent(
+    config: Any,
+    spec: Any,
+    init: Callable[[PRNGKeyArray], S],
+    update: Callable[[S, Trajectory], tuple[S, Metrics]],
+    act: Callable[..., tuple[Array, Carry, E]] | None = None,
+    *,
+    per_stream_state: bool = False,
+    reads_first_carry_only: bool = False,
+) -> Agent[S, Any]:
+    """The :class:`Agent` record of an actor-critic on an :class:`ActorCriticNet`
+    (``state.params``): the batched initial carry and, unless ``act`` is given,
+    the shared actor step; ``reads_first_carry_only`` offers
+    :func:`act_state_only` (the learner reads ``carry_0`` alone)."""
+    num_envs = int(spec.num_envs)
+
+    def initial_carry(state: S) -> Carry:
+        return batched_initial_carry(state.params, num_envs)
+
+    def act_online(
+        state: S, carry: Carry, timestep: Any, key: PRNGKeyArray, greedy: bool = False
+    ) -> tuple[Array, Carry, ActorOutput]:
+        return actor_step(state.params, carry, timestep, key, greedy)
+
+    return Agent(
+        init=init,
+        initial_carry=initial_carry,
+        act=act_online if act is None else act,
+        update=update,
+        config=config,
+        spec=spec,
+        # The streaming agent's config has none: it updates every step.
+        rollout_length=getattr(config, "rollout_length", 1),
+        num_envs=num_envs,
+        per_stream_state=per_stream_state,
+        act_state_only=act_state_only if reads_first_carry_only else None,
+    )
+
+
 def network_factory(
     config: Any, spec: Any, cell: Any = None
 ) -> Callable[[PRNGKeyArray], ActorCriticNet]:

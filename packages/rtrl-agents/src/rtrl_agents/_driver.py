@@ -271,17 +271,15 @@ class Session:
         evaluator: Callable[[Any, int], Mapping[str, float]] | None = None,
         eval_every: int | None = None,
     ):
-        self.record = RunRecord(
+        self.record = RunRecord.from_loop(
             log_dir,
             checkpoint_dir,
+            config,
             run_config=default_run_config(agent, spec, config)
             if run_config is None
             else run_config,
             resume=resume,
             allow_config_change=allow_config_change,
-            checkpoint_every=config.checkpoint_every,
-            checkpoint_seconds=config.checkpoint_seconds,
-            keep_checkpoints=config.keep_checkpoints,
             provenance=provenance,
         )
         self._template, self._log_dir, self._writers = template, log_dir, writers

@@ -21,9 +21,9 @@ from ._core import (
     Hyperparams,
     Metrics,
     Trajectory,
+    actor_critic_agent,
     actor_step,
     apply_gradients,
-    batched_initial_carry,
     check_config,
     hyperparams,
     network_factory,
@@ -254,9 +254,6 @@ def ppo(
             state.obs_rms, obs, config.observation_clip, config.normalize_eps
         )
 
-    def initial_carry(state: PPOState) -> Carry:
-        return batched_initial_carry(state.params, num_envs)
-
     def act(
         state: PPOState,
         carry: Carry,
@@ -394,14 +391,6 @@ def ppo(
             out["reward_scale"] = jnp.sqrt(scaler.return_rms.var + config.normalize_eps)
         return new_state, out
 
-    return Agent(
-        init=init,
-        initial_carry=initial_carry,
-        act=act,
-        update=update,
-        config=config,
-        spec=spec,
-        rollout_length=T,
-        num_envs=num_envs,
-        per_stream_state=config.normalize_rewards,
+    return actor_critic_agent(
+        config, spec, init, update, act, per_stream_state=config.normalize_rewards
     )

@@ -17,17 +17,15 @@ from ._core import (
     AbstractOptimizedState,
     ActorOutput,
     Agent,
-    Carry,
     Hyperparams,
     Metrics,
     Trajectory,
-    act_state_only,
-    actor_step,
+    actor_critic_agent,
     apply_gradients,
-    batched_initial_carry,
     check_config,
     hyperparams,
     network_factory,
+    per_stream,
 )
 from ._losses import ActorCriticLosses, transitions, vtrace_actor_critic_loss
 from ._networks import ActorCriticNet
@@ -124,16 +122,7 @@ def r2ac_loss(
         p, v, _ = net.unroll(c0, obs, rew, first)
         return r2ac_stream_loss(net, p, v, action, behaviour, rew, term, trunc, config)
 
-    parts = jax.vmap(one)(
-        batch.carry_0,
-        batch.observation,
-        batch.reward,
-        batch.first,
-        batch.terminated,
-        batch.truncated,
-        batch.action,
-        batch.extras.policy,
-    )
+    parts = per_stream(one, batch, batch.extras.policy)
     pg, bl, ent = (jnp.sum(x) for x in parts)
     total = pg + config.baseline_cost * bl + config.entropy_cost * ent
     valid = jnp.maximum(
@@ -183,7 +172,6 @@ def r2ac(
     """
     check_config(config, R2ACConfig, "r2ac")
     make_net = network_factory(config, spec, cell)
-    num_envs = int(spec.num_envs)
     # The step size is applied from the state (apply_gradients).
     optimizer = optax.chain(
         optax.clip_by_global_norm(config.max_grad_norm),
@@ -202,18 +190,6 @@ def r2ac(
             opt_state=opt_state,
         )
 
-    def initial_carry(state: R2ACState) -> Carry:
-        return batched_initial_carry(state.params, num_envs)
-
-    def act(
-        state: R2ACState,
-        carry: Carry,
-        timestep: Any,
-        key: PRNGKeyArray,
-        greedy: bool = False,
-    ) -> tuple[Array, Carry, ActorOutput]:
-        return actor_step(state.params, carry, timestep, key, greedy)
-
     def update(state: R2ACState, batch: Trajectory) -> tuple[R2ACState, Metrics]:
         (loss, metrics), grads = eqx.filter_value_and_grad(r2ac_loss, has_aux=True)(
             state.params, batch, config
@@ -224,14 +200,4 @@ def r2ac(
         new_state, guard = apply_gradients(state, grads, optimizer, lr, loss)
         return new_state, {**metrics, **guard, "learning_rate": lr}
 
-    return Agent(
-        init=init,
-        initial_carry=initial_carry,
-        act=act,
-        update=update,
-        config=config,
-        spec=spec,
-        rollout_length=config.rollout_length,
-        num_envs=num_envs,
-        act_state_only=act_state_only,
-    )
+    return actor_critic_agent(config, spec, init, update, reads_first_carry_only=True)

@@ -315,6 +315,33 @@ class RunRecord:
 
     # -- folders --------------------------------------------------------------
 
+    @classmethod
+    def from_loop(
+        cls,
+        log_dir: str | None,
+        checkpoint_dir: str | None,
+        loop: Any,
+        *,
+        run_config: Any,
+        resume: bool,
+        allow_config_change: bool = False,
+        provenance: Mapping[str, Any] | None = None,
+    ) -> RunRecord:
+        """The record of a run whose checkpoint periods and depth a
+        :class:`~rtrl_agents.LoopConfig` sets (``checkpoint_every``,
+        ``checkpoint_seconds``, ``keep_checkpoints``)."""
+        return cls(
+            log_dir,
+            checkpoint_dir,
+            run_config=run_config,
+            resume=resume,
+            allow_config_change=allow_config_change,
+            checkpoint_every=loop.checkpoint_every,
+            checkpoint_seconds=loop.checkpoint_seconds,
+            keep_checkpoints=loop.keep_checkpoints,
+            provenance=provenance,
+        )
+
     def __enter__(self) -> RunRecord:
         try:
             for d in dict.fromkeys(

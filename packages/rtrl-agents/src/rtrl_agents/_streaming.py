@@ -22,15 +22,13 @@ from ._core import (
     AbstractAgentState,
     ActorOutput,
     Agent,
-    Carry,
     Metrics,
     Trajectory,
-    act_state_only,
-    actor_step,
-    batched_initial_carry,
+    actor_critic_agent,
     check_config,
     guard_nonfinite,
     network_factory,
+    per_stream,
 )
 from ._losses import eligibility_trace, obgd_scale, transitions
 from ._networks import ActorCriticNet
@@ -117,18 +115,6 @@ def streaming_ac(
             traces=EligibilityTraces(zeros, zeros),
         )
 
-    def initial_carry(state: StreamingACState) -> Carry:
-        return batched_initial_carry(state.params, num_envs)
-
-    def act(
-        state: StreamingACState,
-        carry: Carry,
-        timestep: Any,
-        key: PRNGKeyArray,
-        greedy: bool = False,
-    ) -> tuple[Array, Carry, ActorOutput]:
-        return actor_step(state.params, carry, timestep, key, greedy)
-
     def update(
         state: StreamingACState, batch: Trajectory
     ) -> tuple[StreamingACState, Metrics]:
@@ -174,16 +160,7 @@ def streaming_ac(
             ent = net.policy.entropy(pol)
             return upd, EligibilityTraces(z_v, z_pi), delta, v, ent, a_v, a_pi
 
-        upd, z, delta, v, ent, a_v, a_pi = jax.vmap(one)(
-            batch.carry_0,
-            batch.observation,
-            batch.reward,
-            batch.first,
-            batch.terminated,
-            batch.truncated,
-            batch.action,
-            state.traces,
-        )
+        upd, z, delta, v, ent, a_v, a_pi = per_stream(one, batch, state.traces)
         mean_upd = jax.tree.map(lambda u: jnp.mean(u, 0), upd)
         norm = jnp.sqrt(sum(jnp.sum(u**2) for u in jax.tree.leaves(mean_upd)))
         new = dataclasses.replace(
@@ -204,15 +181,11 @@ def streaming_ac(
             **guard,
         }
 
-    return Agent(
-        init=init,
-        initial_carry=initial_carry,
-        act=act,
-        update=update,
-        config=config,
-        spec=spec,
-        rollout_length=1,
-        num_envs=num_envs,
+    return actor_critic_agent(
+        config,
+        spec,
+        init,
+        update,
         per_stream_state=True,
-        act_state_only=act_state_only,
+        reads_first_carry_only=True,
     )

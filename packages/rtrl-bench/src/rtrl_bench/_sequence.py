@@ -205,15 +205,13 @@ def run_sequence(
         template = (learner.init(k_model), env_state, ts)
 
     per_update = _per_update(cfg)
-    record = ra.RunRecord(
+    record = ra.RunRecord.from_loop(
         log_dir,
         checkpoint_dir,
+        loop,
         run_config=run_config,
         resume=resume,
         allow_config_change=allow_config_change,
-        checkpoint_every=loop.checkpoint_every,
-        checkpoint_seconds=loop.checkpoint_seconds,
-        keep_checkpoints=loop.keep_checkpoints,
         provenance=provenance,
     )
     with record:
