@@ -234,3 +234,27 @@ def test_r2ac_with_the_impala_torso_updates():
     agent = ra.r2ac(ra.R2ACConfig(network=net, rollout_length=3), env.spec)
     _, m = jax.jit(ra.make_train(agent, env, 2))(jax.random.PRNGKey(0))
     assert np.all(np.isfinite(np.asarray(m["loss"])))
+
+
+@pytest.mark.parametrize("method", ["tbptt", "rtrl"])
+def test_ppo_stores_per_step_only_what_its_method_needs(method):
+    # A dense GRU's RTRL traces are N x |theta| per stream: kept for every step
+    # of a rollout they ran PPO out of memory; TBPTT needs the state alone.
+    import dataclasses
+
+    env = DelayedRecall(num_envs=2, delay=2)
+    config = ppo_recall_config(method)
+    core = dataclasses.replace(config.network.core, cell="gru", hidden_size=16)
+    network = dataclasses.replace(config.network, core=core)
+    agent = ra.ppo(dataclasses.replace(config, network=network), env.spec)
+    runner = ra.init_runner(agent, env, jax.random.PRNGKey(0))
+    _, batch, _ = jax.eval_shape(lambda r: ra.collect(agent, env, r), runner)
+    stored = batch.extras.carry
+    nbytes = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(stored))
+    states = 2 * config.rollout_length * 16 * 4  # B x T x N float32
+    if method == "tbptt":
+        assert not stored.has_traces
+        assert nbytes == states
+    else:
+        assert stored.has_traces
+        assert nbytes > 1000 * states
