@@ -198,9 +198,20 @@ class RolloutWorker:
         self._latest: tuple[int, Any] | None = None
         self._has_params = threading.Event()
         self._lock = threading.Lock()
-        self.actor = Actor(
+        # Made at the first rollout: the learner checks the layout (e.g. chunked
+        # traces for an agent that cannot use them) after asking for the spec,
+        # and says so in one line, before any actor acts.
+        self._make_actor = lambda: Actor(
             self.agent, self.env, k_env, k_act, state, trace_update=trace_update
         )
+        self._actor: Actor | None = None
+
+    @property
+    def actor(self) -> Actor:
+        """The :class:`Actor` (made on first use)."""
+        if self._actor is None:
+            self._actor = self._make_actor()
+        return self._actor
 
     def spec(self) -> Any:
         """The environment's spec (the learner builds its agent from it)."""
@@ -302,9 +313,10 @@ class _ActorPool:
     def start(self) -> None:
         """Queues the first ``in_flight`` rollout requests, round robin."""
         for j in range(self.dist.in_flight):
-            self._submit(j % self.dist.num_actors)
+            self.submit(j % self.dist.num_actors)
 
-    def _submit(self, i: int) -> None:
+    def submit(self, i: int) -> None:
+        """Queues one rollout request to actor ``i``."""
         ref = self.handles[i].rollout.remote()
         self._pending[ref] = (i, self.incarnations[i])
 
@@ -323,11 +335,14 @@ class _ActorPool:
         if self._params is not None:
             self.handles[i].set_params.remote(*self._params)
         for _ in range(self.dist.in_flight // self.dist.num_actors):
-            self._submit(i)
+            self.submit(i)
 
-    def next_rollout(self, done: int) -> tuple[int, int, Any, dict[str, float]]:
-        """The next finished rollout, ``(actor, version, trajectory, stats)``; its
-        actor gets its next request at once. Failed actors are replaced on the
+    def next_rollout(
+        self, done: int, resubmit: bool = True
+    ) -> tuple[int, int, Any, dict[str, float]]:
+        """The next finished rollout, ``(actor, version, trajectory, stats)``;
+        with ``resubmit``, its actor gets its next request at once (else the
+        caller submits it, :meth:`submit`). Failed actors are replaced on the
         way."""
         ex = self.ray.exceptions
         while True:
@@ -348,7 +363,8 @@ class _ActorPool:
                 if incarnation == self.incarnations[i]:
                     self._replace(i, e)
                 continue
-            self._submit(i)
+            if resubmit:
+                self.submit(i)
             return i, version, batch, stats
 
     def shutdown(self) -> None:
@@ -388,11 +404,18 @@ class RaySource:
                 for _ in range(self.dist.rollouts_per_update)
             ]
         # One of each actor, in order; an actor's later rollouts wait their turn.
+        # An actor gets its next request when one of its rollouts is used, not
+        # when it arrives: its requests and waiting rollouts stay within its
+        # share of the queue, so a slow actor (one being replaced) does not let
+        # the others pile up rollouts of old parameters.
         n = self.dist.num_actors
         while any(not self._waiting.get(i) for i in range(n)):
-            i, version, batch, stats = self.pool.next_rollout(done)
+            i, version, batch, stats = self.pool.next_rollout(done, resubmit=False)
             self._waiting.setdefault(i, []).append((version, batch, stats))
-        return [self._waiting[i].pop(0) for i in range(n)]
+        got = [self._waiting[i].pop(0) for i in range(n)]
+        for i in range(n):
+            self.pool.submit(i)
+        return got
 
     def next_batch(self, state: Any, done: int) -> tuple[Trajectory, dict]:
         del state
