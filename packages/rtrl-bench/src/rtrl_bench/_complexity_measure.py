@@ -142,7 +142,7 @@ def _call(prep: _Prepared) -> float:
 def _base_row(entry: Entry, N: int, cfg: ComplexityConfig, **kw) -> ComplexityRow:
     D, T, B = cfg.input_size, cfg.steps_for(entry.method), cfg.batch
     entries = trace_formula(entry.method, entry.layers, N, D, cfg)
-    fields = dict(
+    fields: dict[str, Any] = dict(
         method=entry.method,
         layers=entry.layers,
         N=N,
@@ -285,7 +285,7 @@ def run_complexity(cfg: ComplexityConfig | None = None, log=print) -> Complexity
     import jax
 
     cfg = cfg or ComplexityConfig()
-    if jax.config.jax_enable_x64:
+    if jax.config.read("jax_enable_x64"):
         raise ValueError("the complexity study runs in float32; disable jax_enable_x64")
     t0 = time.perf_counter()
     rows: list[ComplexityRow] = []

@@ -21,7 +21,7 @@ from ._complexity_theory import fit_exponent, theory, trace_formula
 
 
 def _cell_text(r: ComplexityRow) -> str:
-    if r.status == "ok":
+    if r.status == "ok" and r.time_per_step_s is not None:
         return f"{r.time_per_step_s * 1e3:.3g} ms"
     if r.status == "over-budget":
         return f"skipped: {r.note}"
@@ -133,10 +133,15 @@ def write_plots(result: ComplexityResult, out: Path) -> list[Path]:
             if not rs:
                 continue
             ok = [r for r in rs if r.status == "ok"]
-            if ok:
+            timed = [
+                (r.N, r.time_per_step_s * 1e3)
+                for r in ok
+                if r.time_per_step_s is not None
+            ]
+            if timed:
                 ax_t.plot(
-                    [r.N for r in ok],
-                    [r.time_per_step_s * 1e3 for r in ok],
+                    [n for n, _ in timed],
+                    [t for _, t in timed],
                     "o-",
                     label=method,
                 )

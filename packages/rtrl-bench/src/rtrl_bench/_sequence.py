@@ -165,13 +165,14 @@ def run_sequence(
         metric = "accuracy"
 
         @eqx.filter_jit
-        def train_step(state):
+        def copy_step(state):
             lstate, k_data = state
             k_data, k = jax.random.split(k_data)
             lstate, m = ra.run_stream(learner, lstate, _copy_batch(k, cfg, steps))
             acc = jnp.sum(m["bit_accuracy"] * m["scored"]) / jnp.sum(m["scored"])
             return (lstate, k_data), acc, _flags(m)
 
+        train_step = copy_step
         template = (learner.init(k_model), k_data)
     else:
         env = rtrl_envs.make(
@@ -183,7 +184,7 @@ def run_sequence(
         K = cfg.update_every
 
         @eqx.filter_jit
-        def train_step(state):
+        def trace_step(state):
             lstate, env_state, ts = state
             zeros = jnp.zeros((cfg.batch_size,), jnp.int32)
 
@@ -201,6 +202,7 @@ def run_sequence(
             lstate, m = learner.update(lstate, batch)
             return (lstate, env_state, ts), 2.0 * m["loss"], _flags(m)
 
+        train_step = trace_step
         env_state, ts = env.reset(k_data)
         template = (learner.init(k_model), env_state, ts)
 

@@ -24,6 +24,7 @@ every method reads the same rollout), for two uses of RTRL:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -257,7 +258,7 @@ def memory_rows(
             ),
             **{
                 m.name: (
-                    jax.jit(lambda *a, m=m: unroll_grad(*a, m)),
+                    jax.jit(functools.partial(unroll_grad, method=m)),
                     (params, carry, xs, resets),
                 )
                 for m in (rc.ONLINE, rc.BPTT)
