@@ -61,9 +61,7 @@ def grad_fn(method: str):
         )
         # What a learner carries on: BPTT leaves the traces alone and needs only
         # the state (returning the traces too would time a copy of them).
-        return jnp.sum(ys**2), (
-            carry_T if unroll_method.advances_traces else carry_T.states
-        )
+        return jnp.sum(ys**2), carry_T.for_method(unroll_method)
 
     if method == GRAD_ONLY:
         return eqx.filter_jit(eqx.filter_grad(lambda *a: loss(*a)[0]))

@@ -37,11 +37,11 @@ CLI = [sys.executable, "-m", "rtrl_bench"]
 WRITE_KILLER = """
 import os, signal, sys, threading, time
 import numpy as np
-from rtrl_agents import _checkpoint
+import rtrl_agents as ra
 from rtrl_bench import main
 target = int(os.environ["KILL_AT_SAVE"])
 saves = [0]
-original = _checkpoint.Checkpointer.save
+original = ra.Checkpointer.save
 def watch(directory):
     while True:
         if any(".orbax-checkpoint-tmp" in n for n in os.listdir(directory)):
@@ -53,7 +53,7 @@ def save(self, step, tree, **kw):
         tree = (tree, np.zeros(50_000_000, np.float32))
         threading.Thread(target=watch, args=(self.directory,)).start()
     return original(self, step, tree, **kw)
-_checkpoint.Checkpointer.save = save
+ra.Checkpointer.save = save
 sys.exit(main())
 """
 

@@ -5,6 +5,28 @@ import sys
 
 import jax
 import pytest
+from jaxtyping import install_import_hook
+
+# jaxtyping's runtime checks (with beartype) on every annotated function and
+# typed state of the agents; configs are left to their own validation, which
+# raises one-line ValueErrors that the tests check.
+_CHECKED = [
+    f"rtrl_agents.{m}"
+    for m in (
+        "_actor",
+        "_core",
+        "_losses",
+        "_loop",
+        "_networks",
+        "_normalize",
+        "_ppo",
+        "_prediction",
+        "_r2ac",
+        "_streaming",
+    )
+]
+with install_import_hook(_CHECKED, "beartype.beartype"):
+    import rtrl_agents  # noqa: F401
 
 sys.path.insert(0, os.path.dirname(__file__))
 

@@ -158,6 +158,25 @@ def recall_config(method: str, rollout_length: int = 4, updates: int | None = No
     )
 
 
+def ppo_recall_config(method: str = "rtrl", traces: str = "stale", seq_len: int = 1):
+    """PPO on a short recall (the single-machine PPO learning test's agent)."""
+    net = ra.NetworkConfig(
+        torso=ra.TorsoConfig(hidden_sizes=(32,), activation="tanh", reward_input=False),
+        core=ra.CoreConfig(cell="elstm", hidden_size=32, method=method),
+        heads=ra.HeadConfig(hidden_sizes=(32,)),
+    )
+    return ra.PPOConfig(
+        network=net,
+        rollout_length=32,
+        num_epochs=4,
+        num_minibatches=4,
+        sequence_length=seq_len,
+        traces=traces,
+        learning_rate=1e-3,
+        entropy_cost=0.01,
+    )
+
+
 def recall_network(method: str):
     """The recall agent: the observation (and previous reward) go straight into
     a 32-unit eLSTM, so the only path from cue to query is the recurrent state.

@@ -4,7 +4,7 @@ import equinox as eqx
 import jax
 import numpy as np
 import pytest
-from rtrl_agents_testenvs import Box, DelayedRecall, Spec
+from rtrl_agents_testenvs import Box, DelayedRecall, Spec, ppo_recall_config
 
 import rtrl_agents as ra
 
@@ -19,22 +19,7 @@ def _rate(metrics, frac=0.2):
 
 
 def _ppo(method, traces, seq_len, env):
-    net = ra.NetworkConfig(
-        torso=ra.TorsoConfig(hidden_sizes=(32,), activation="tanh", reward_input=False),
-        core=ra.CoreConfig(cell="elstm", hidden_size=32, method=method),
-        heads=ra.HeadConfig(hidden_sizes=(32,)),
-    )
-    cfg = ra.PPOConfig(
-        network=net,
-        rollout_length=32,
-        num_epochs=4,
-        num_minibatches=4,
-        sequence_length=seq_len,
-        traces=traces,
-        learning_rate=1e-3,
-        entropy_cost=0.01,
-    )
-    return ra.PPO(cfg, env.spec)
+    return ra.ppo(ppo_recall_config(method, traces, seq_len), env.spec)
 
 
 @pytest.mark.parametrize(
@@ -59,7 +44,7 @@ def test_streaming_ac_learns_online_with_rtrl():
     cfg = ra.StreamingACConfig(
         network=net, discount=0.9, actor_kappa=0.3, critic_kappa=0.3
     )
-    agent = ra.StreamingAC(cfg, env.spec)
+    agent = ra.streaming_ac(cfg, env.spec)
     _, m = jax.jit(ra.make_train(agent, env, 8000))(jax.random.PRNGKey(0))
     rate = _rate(m, 0.1)
     print(f"streaming AC (online RTRL) success: {rate:.3f}")
@@ -74,10 +59,10 @@ def _small_net(cell, method, reward_input=True):
 
 
 AGENTS = {
-    "r2ac": lambda net, spec: ra.R2AC(
+    "r2ac": lambda net, spec: ra.r2ac(
         ra.R2ACConfig(network=net, rollout_length=3), spec
     ),
-    "ppo": lambda net, spec: ra.PPO(
+    "ppo": lambda net, spec: ra.ppo(
         ra.PPOConfig(
             network=net,
             rollout_length=4,
@@ -87,7 +72,7 @@ AGENTS = {
         ),
         spec,
     ),
-    "streaming": lambda net, spec: ra.StreamingAC(
+    "streaming": lambda net, spec: ra.streaming_ac(
         ra.StreamingACConfig(network=net), spec
     ),
 }
@@ -196,7 +181,7 @@ def test_ppo_with_a_gaussian_head_learns_a_continuous_task():
     cfg = ra.PPOConfig(
         network=net, rollout_length=16, num_minibatches=4, learning_rate=3e-3
     )
-    agent = ra.PPO(cfg, env.spec)
+    agent = ra.ppo(cfg, env.spec)
     _, m = jax.jit(ra.make_train(agent, env, 80))(jax.random.PRNGKey(0))
     ret = np.asarray(m["episode_return_sum"]) / np.maximum(np.asarray(m["episodes"]), 1)
     assert ret[-10:].mean() > ret[:10].mean() + 0.1
@@ -246,6 +231,30 @@ def test_r2ac_with_the_impala_torso_updates():
         ),
         core=ra.CoreConfig(cell="elstm", hidden_size=8),
     )
-    agent = ra.R2AC(ra.R2ACConfig(network=net, rollout_length=3), env.spec)
+    agent = ra.r2ac(ra.R2ACConfig(network=net, rollout_length=3), env.spec)
     _, m = jax.jit(ra.make_train(agent, env, 2))(jax.random.PRNGKey(0))
     assert np.all(np.isfinite(np.asarray(m["loss"])))
+
+
+@pytest.mark.parametrize("method", ["tbptt", "rtrl"])
+def test_ppo_stores_per_step_only_what_its_method_needs(method):
+    # A dense GRU's RTRL traces are N x |theta| per stream: kept for every step
+    # of a rollout they ran PPO out of memory; TBPTT needs the state alone.
+    import dataclasses
+
+    env = DelayedRecall(num_envs=2, delay=2)
+    config = ppo_recall_config(method)
+    core = dataclasses.replace(config.network.core, cell="gru", hidden_size=16)
+    network = dataclasses.replace(config.network, core=core)
+    agent = ra.ppo(dataclasses.replace(config, network=network), env.spec)
+    runner = ra.init_runner(agent, env, jax.random.PRNGKey(0))
+    _, batch, _ = jax.eval_shape(lambda r: ra.collect(agent, env, r), runner)
+    stored = batch.extras.carry
+    nbytes = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(stored))
+    states = 2 * config.rollout_length * 16 * 4  # B x T x N float32
+    if method == "tbptt":
+        assert not stored.has_traces
+        assert nbytes == states
+    else:
+        assert stored.has_traces
+        assert nbytes > 1000 * states

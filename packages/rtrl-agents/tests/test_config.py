@@ -70,15 +70,15 @@ def test_action_space_the_head_cannot_serve():
         heads=ra.HeadConfig(distribution="gaussian"),
     )
     with pytest.raises(ValueError, match="cannot serve a discrete action space"):
-        ra.R2AC(ra.R2ACConfig(network=net), env.spec)
+        ra.r2ac(ra.R2ACConfig(network=net), env.spec)
     odd = Spec((3,), object(), 2)
     with pytest.raises(ValueError, match="neither discrete"):
-        ra.R2AC(
+        ra.r2ac(
             ra.R2ACConfig(network=dataclasses.replace(net, heads=ra.HeadConfig())), odd
         )
     cont = Spec((3,), Box((-1.0,), (1.0,), (1,)), 2)
     with pytest.raises(ValueError, match="cannot serve a continuous"):
-        ra.PPO(
+        ra.ppo(
             ra.PPOConfig(
                 network=dataclasses.replace(
                     net, heads=ra.HeadConfig(distribution="categorical")
@@ -93,13 +93,13 @@ def test_action_space_the_head_cannot_serve():
 def test_impala_torso_needs_images():
     env = DelayedRecall(num_envs=2)
     with pytest.raises(ValueError, match="needs image observations"):
-        ra.R2AC(ra.R2ACConfig(), env.spec)
+        ra.r2ac(ra.R2ACConfig(), env.spec)
 
 
 def test_ppo_minibatches_must_divide_the_rollout():
     env = DelayedRecall(num_envs=3)
     with pytest.raises(ValueError, match="do not split into num_minibatches=4"):
-        ra.PPO(ra.PPOConfig(rollout_length=5, num_minibatches=4), env.spec)
+        ra.ppo(ra.PPOConfig(rollout_length=5, num_minibatches=4), env.spec)
 
 
 def test_checkpoint_every_needs_a_directory():
@@ -107,7 +107,7 @@ def test_checkpoint_every_needs_a_directory():
     net = ra.NetworkConfig(
         torso=ra.TorsoConfig(hidden_sizes=(4,)), core=ra.CoreConfig(hidden_size=4)
     )
-    agent = ra.R2AC(ra.R2ACConfig(network=net, rollout_length=2), env.spec)
+    agent = ra.r2ac(ra.R2ACConfig(network=net, rollout_length=2), env.spec)
     with pytest.raises(ValueError, match="no checkpoint_dir"):
         ra.train(
             agent,
@@ -120,61 +120,74 @@ def test_checkpoint_every_needs_a_directory():
 def test_public_api_is_pinned():
     assert sorted(ra.__all__) == sorted(
         [
+            # Agents: factories of pure functions over typed states.
+            "AbstractAgentState",
+            "AbstractOptimizedState",
+            "Agent",
+            "AgentConfig",
+            "Hyperparams",
+            "make_agent",
+            "r2ac",
+            "R2ACState",
+            "r2ac_loss",
+            "r2ac_stream_loss",
+            "linear_decay",
+            "ppo",
+            "PPOState",
+            "PPOExtras",
+            "PPOMinibatch",
+            "ppo_loss",
+            "streaming_ac",
+            "StreamingACState",
+            "StepSizes",
+            "EligibilityTraces",
+            "apply_gradients",
+            "guard_nonfinite",
+            "take_hyperparams",
+            "track_episodes",
+            "episode_sums",
+            # Networks.
+            "AbstractRecurrentNet",
             "ActorCriticNet",
             "ActorOutput",
-            "AgentState",
             "CategoricalHead",
-            "Checkpointer",
-            "CoreConfig",
-            "EnvSpecLike",
-            "EnvironmentLike",
             "GaussianHead",
-            "HeadConfig",
             "ImpalaTorso",
-            "JsonlWriter",
-            "LoopConfig",
             "MLPTorso",
-            "MetricWriter",
-            "MultiWriter",
-            "NetworkConfig",
-            "NonFiniteError",
-            "PPO",
-            "PPOConfig",
-            "PPOExtras",
-            "ProgressBar",
-            "R2AC",
-            "R2ACConfig",
-            "RunnerState",
-            "StreamingAC",
-            "StreamingACConfig",
-            "TensorBoardWriter",
-            "TimeStepLike",
-            "TorsoConfig",
-            "TrainResult",
-            "Trajectory",
             "ValueHead",
-            "collect",
-            "gae",
+            # Configs.
+            "CoreConfig",
+            "HeadConfig",
+            "LoopConfig",
+            "NetworkConfig",
+            "PPOConfig",
+            "R2ACConfig",
+            "StreamingACConfig",
+            "SequenceLearnerConfig",
+            "TDPredictorConfig",
+            "TorsoConfig",
             "impala_network",
-            "init_runner",
-            "make_train",
-            "ppo_clip_loss",
             "rtu_ppo_network",
-            "run_updates",
-            "summarise",
-            "train",
+            # Losses (RLax style).
+            "eligibility_trace",
+            "gae",
+            "obgd_scale",
+            "ppo_clip_loss",
             "transitions",
             "vtrace",
             "vtrace_actor_critic_loss",
+            # Prediction learners.
             "CumulantBatch",
+            "Learner",
             "PredictionNet",
             "SequenceBatch",
-            "SequenceLearner",
-            "TDPredictor",
-            "TDState",
+            "SequenceLearnerState",
+            "TDPredictorState",
             "run_stream",
-            "SequenceLearnerConfig",
-            "TDPredictorConfig",
+            "sequence_learner",
+            "sequence_loss",
+            "td_predictor",
+            # Normalisers.
             "RewardScaler",
             "RunningMeanStd",
             "normalize",
@@ -182,20 +195,41 @@ def test_public_api_is_pinned():
             "running_mean_std_init",
             "running_mean_std_update",
             "scale_rewards",
-            "PPOState",
+            # Loops, actors, the driver, Ray.
             "Actor",
             "DistributedConfig",
+            "EnvSpecLike",
+            "EnvironmentLike",
             "RolloutWorker",
+            "RunnerState",
+            "TimeStepLike",
+            "TrainResult",
+            "Trajectory",
             "actor_name",
+            "collect",
             "concat_rollouts",
             "host_params",
+            "init_runner",
+            "make_train",
             "rollout_final_carry",
+            "run_updates",
+            "summarise",
+            "train",
             "train_distributed",
+            # Logging.
+            "JsonlWriter",
+            "MetricWriter",
+            "MultiWriter",
+            "ProgressBar",
+            "TensorBoardWriter",
+            "default_writers",
             # The run record (config.json, checked checkpoints, exact resume).
             "CheckpointMismatchError",
             "CheckpointNotReadableError",
             "CheckpointWarning",
+            "Checkpointer",
             "ConfigMismatchError",
+            "NonFiniteError",
             "Restored",
             "RunExistsError",
             "RunInUseError",
@@ -206,11 +240,10 @@ def test_public_api_is_pinned():
             "config_from_json",
             "config_to_json",
             "default_run_config",
-            "default_writers",
-            "initial_run_state",
-            "open_writers",
             "format_diff",
             "holds_run",
+            "initial_run_state",
+            "open_writers",
             "read_metrics",
             "read_run_config",
         ]

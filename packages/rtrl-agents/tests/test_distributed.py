@@ -20,7 +20,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from rtrl_agents_testenvs import hanging_env, recall_config, recall_env
+from rtrl_agents_testenvs import (
+    hanging_env,
+    ppo_recall_config,
+    recall_config,
+    recall_env,
+)
 
 import rtrl_agents as ra
 import rtrl_cells as rc
@@ -123,12 +128,67 @@ def test_two_actors_learn_delayed_recall_and_survive_a_killed_actor(cluster):
     assert last["policy_lag"] >= 0.0
 
 
+def test_ppo_learns_on_ray_actors_and_survives_a_killed_actor(cluster):
+    # The single-machine PPO learning test's task and agent (delay 2, RTRL eLSTM,
+    # single-step sequences), as 2 actors x 4 streams: one rollout of each actor
+    # per update, in the actors' order (PPO's reward scaler keeps per-stream
+    # returns), so the learner sees the 8 streams of the single-machine test.
+    updates = 150
+    killer = _KillActor(ra.actor_name("ppo", 1, 0), at_report=5)
+    result = ra.train_distributed(
+        ppo_recall_config(),
+        functools.partial(recall_env, num_envs=4, delay=2),
+        jax.random.PRNGKey(0),
+        ra.LoopConfig(num_updates=updates, log_every=10),
+        ra.DistributedConfig(num_actors=2, rollouts_per_update=2, max_in_flight=2),
+        address=cluster,
+        writers=killer,
+        name="ppo",
+    )
+    assert killer.killed
+    last = result.history[-1]
+    assert last["updates"] == updates
+    assert last["actor_restarts"] == 1
+    rate = _success(result.history)
+    print(f"distributed PPO RTRL success {rate:.3f}; last report {last}")
+    assert rate > 0.85
+    assert 0.0 < last["learner_share"] < 1.0
+    # Rollouts wait for the other actor's, but never pile up: the queue stays
+    # bounded, so the parameters they were collected with stay recent.
+    assert last["policy_lag"] <= 3.0
+    # The learner's state holds the reward scaler of all 8 streams.
+    assert result.state.agent.reward_scaler.returns.shape == (8,)
+
+
+def test_per_stream_agents_need_one_rollout_of_each_actor(cluster):
+    with pytest.raises(ValueError, match="set rollouts_per_update=2"):
+        ra.train_distributed(
+            ppo_recall_config(),
+            functools.partial(recall_env, num_envs=4, delay=2),
+            jax.random.PRNGKey(0),
+            ra.LoopConfig(num_updates=2, log_every=1),
+            ra.DistributedConfig(num_actors=2, rollouts_per_update=1),
+            address=cluster,
+        )
+    with pytest.raises(ValueError, match="use actor_traces='online'"):
+        ra.train_distributed(
+            ppo_recall_config(),
+            functools.partial(recall_env, num_envs=4, delay=2),
+            jax.random.PRNGKey(0),
+            ra.LoopConfig(num_updates=2, log_every=1),
+            ra.DistributedConfig(
+                num_actors=2, rollouts_per_update=2, actor_traces="chunked"
+            ),
+            address=cluster,
+        )
+
+
 @pytest.mark.parametrize("host", [False, True], ids=["jax-env", "host-env"])
 def test_shipped_rollouts_and_the_learner_gradient_match_one_machine(cluster, host):
     config = recall_config("rtrl")
     env_fn = functools.partial(recall_env, num_envs=4, host=host)
     env = env_fn(0)
-    agent = ra.R2AC(config, env.spec)
+    agent = ra.r2ac(config, env.spec)
     state = agent.init(jax.random.PRNGKey(3))
     params = ra.host_params(state)
     ray.init(address=cluster)
@@ -152,7 +212,9 @@ def test_shipped_rollouts_and_the_learner_gradient_match_one_machine(cluster, ho
 
     def grads(batch):
         batch = jax.tree.map(jnp.asarray, batch)
-        return eqx.filter_grad(lambda p: agent.loss(p, batch)[0])(state.params)
+        return eqx.filter_grad(lambda p: ra.r2ac_loss(p, batch, config)[0])(
+            state.params
+        )
 
     # The learner's gradient on the shipped batch of both rollouts (as
     # concatenated from two actors) equals the single-machine gradient.
@@ -255,7 +317,7 @@ def _assert_same_rollouts(actor_a, actor_b, state, rtol, atol, rounds=3):
 def test_chunked_actor_traces_equal_online_ones(host):
     config = recall_config("rtrl")
     env = recall_env(0, num_envs=4, host=host)
-    agent = ra.R2AC(config, env.spec)
+    agent = ra.r2ac(config, env.spec)
     state = agent.init(jax.random.PRNGKey(1))
     keys = jax.random.split(jax.random.PRNGKey(2))
     online = ra.Actor(agent, env, *keys, state, trace_update="online")
@@ -271,7 +333,7 @@ def test_state_only_host_actor_equals_the_jitted_loop(method):
     # the traces put back around it. Its rollouts and carries must equal those of
     # the jitted loop on the same environment in JAX.
     config = recall_config(method)
-    agent = ra.R2AC(config, recall_env(0, num_envs=4).spec)
+    agent = ra.r2ac(config, recall_env(0, num_envs=4).spec)
     state = agent.init(jax.random.PRNGKey(1))
     keys = jax.random.split(jax.random.PRNGKey(2))
     host_env = recall_env(0, num_envs=4, host=True)

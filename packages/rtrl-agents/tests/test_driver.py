@@ -21,7 +21,7 @@ def _agent(env, method="rtrl", reward_clip=1.0):
         core=ra.CoreConfig(cell="elstm", hidden_size=8, method=method),
     )
     cfg = ra.R2ACConfig(network=net, rollout_length=4, reward_clip=reward_clip)
-    return ra.R2AC(cfg, env.spec)
+    return ra.r2ac(cfg, env.spec)
 
 
 def _read_scalars(log_dir):

@@ -8,7 +8,6 @@ import pytest
 from rtrl_agents_testenvs import DelayedRecall
 
 import rtrl_agents as ra
-from rtrl_agents._r2ac import r2ac_stream_loss
 
 M = 3
 
@@ -20,7 +19,7 @@ def _setup(method, cell):
         core=ra.CoreConfig(cell=cell, hidden_size=5, method=method),
         heads=ra.HeadConfig(hidden_sizes=(4,)),
     )
-    agent = ra.R2AC(ra.R2ACConfig(network=net, rollout_length=M), env.spec)
+    agent = ra.r2ac(ra.R2ACConfig(network=net, rollout_length=M), env.spec)
     runner = ra.init_runner(agent, env, jax.random.PRNGKey(3))
     collect = jax.jit(ra.collect, static_argnums=(0, 1))
     batches = []
@@ -50,7 +49,7 @@ def _full_bptt_loss(agent, batches):
     def loss(net):
         def one(o, r, f, a, mu, rr, term, trunc):
             p, v, _ = net.unroll(net.initial_carry(), o, r, f, method="bptt")
-            parts = r2ac_stream_loss(
+            parts = ra.r2ac_stream_loss(
                 net, p[start:], v[start:], a, mu, rr, term, trunc, cfg
             )
             return (
@@ -88,7 +87,7 @@ def test_rtrl_agent_gradient_equals_full_bptt(x64, method, cell):
     assert (
         jax.tree.leaves(eqx.filter(net, eqx.is_inexact_array))[0].dtype == jnp.float64
     )
-    got = _core_grad(lambda n: agent.loss(n, batches[-1])[0], net)
+    got = _core_grad(lambda n: ra.r2ac_loss(n, batches[-1], agent.config)[0], net)
     want = _core_grad(_full_bptt_loss(agent, batches), net)
     # The rollout's history really matters: the first rollout starts the episode.
     assert not bool(jnp.all(batches[-1].first[:, 0]))
@@ -102,7 +101,7 @@ def test_rtrl_agent_gradient_equals_full_bptt(x64, method, cell):
 
 def test_tbptt_agent_gradient_is_truncated(x64):
     agent, net, batches = _setup("tbptt", "elstm")
-    got = _core_grad(lambda n: agent.loss(n, batches[-1])[0], net)
+    got = _core_grad(lambda n: ra.r2ac_loss(n, batches[-1], agent.config)[0], net)
     want = _core_grad(_full_bptt_loss(agent, batches), net)
     err = max(
         float(jnp.max(jnp.abs(g - w)) / jnp.max(jnp.abs(w)))

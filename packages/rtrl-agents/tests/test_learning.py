@@ -16,7 +16,7 @@ def _success(method: str, seed: int = 0) -> float:
     # the query are never in the same rollout.
     env = DelayedRecall(num_envs=32, delay=DELAY, num_symbols=2, num_noise=2)
     cfg = recall_config(method, rollout_length=M, updates=UPDATES)
-    agent = ra.R2AC(cfg, env.spec)
+    agent = ra.r2ac(cfg, env.spec)
     _, metrics = jax.jit(ra.make_train(agent, env, UPDATES))(jax.random.PRNGKey(seed))
     ret = np.asarray(metrics["episode_return_sum"])[-UPDATES // 10 :].sum()
     n = np.asarray(metrics["episodes"])[-UPDATES // 10 :].sum()

@@ -1,6 +1,8 @@
 """PPO observation normalisation and reward scaling: hand-computed values, the
 agent's use of them, and resume with the statistics in the checkpoint."""
 
+import dataclasses
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -86,7 +88,7 @@ def _ppo(env, **kw):
     cfg = ra.PPOConfig(
         network=net, rollout_length=4, num_epochs=2, num_minibatches=2, **kw
     )
-    return ra.PPO(cfg, env.spec)
+    return ra.ppo(cfg, env.spec)
 
 
 def test_ppo_normalisation_is_on_by_default_and_validated():
@@ -108,7 +110,7 @@ def test_ppo_acts_and_learns_on_normalised_observations():
     runner, batch, _ = eqx.filter_jit(ra.collect)(agent, env, runner)
     state, metrics = eqx.filter_jit(agent.update)(runner.agent, batch)
     seen = np.asarray(batch.observation[:, :-1]).reshape(-1, 5)
-    rms = state.extra.obs_rms
+    rms = state.obs_rms
     want = ra.running_mean_std_update(ra.running_mean_std_init((5,)), seen)
     np.testing.assert_allclose(rms.mean, want.mean, rtol=1e-6)
     np.testing.assert_allclose(rms.var, want.var, rtol=1e-6)
@@ -121,9 +123,7 @@ def test_ppo_acts_and_learns_on_normalised_observations():
     normed = ts._replace(
         observation=(ts.observation - rms.mean) / jnp.sqrt(rms.var + 1e-8)
     )
-    plain_state = eqx.tree_at(
-        lambda s: s.extra, state, state.extra._replace(obs_rms=None, reward_scaler=None)
-    )
+    plain_state = dataclasses.replace(state, obs_rms=None, reward_scaler=None)
     a1, _, e1 = agent.act(state, runner.carry, ts, key)
     a2, _, e2 = plain.act(plain_state, runner.carry, normed, key)
     np.testing.assert_array_equal(a1, a2)
@@ -146,15 +146,15 @@ def test_ppo_reward_scaling_is_plain_ppo_on_scaled_rewards():
     # rewards divided by the std of the merged returns.
     mask = 1.0 - (batch.terminated[:, :-1] | batch.truncated[:, :-1])
     want_r, want = ra.scale_rewards(
-        s0.extra.reward_scaler, batch.reward[:, 1:], batch.first[:, :-1], 0.99, mask
+        s0.reward_scaler, batch.reward[:, 1:], batch.first[:, :-1], 0.99, mask
     )
-    sc = s1.extra.reward_scaler
+    sc = s1.reward_scaler
     np.testing.assert_allclose(sc.returns, want.returns, rtol=1e-6)
     np.testing.assert_allclose(sc.return_rms.var, want.return_rms.var, rtol=1e-6)
     assert float(sc.return_rms.count) == pytest.approx(float(jnp.sum(mask)) + 1e-4)
     # Same data, same parameters: equal to plain PPO on the scaled rewards.
     manual = batch._replace(reward=jnp.concatenate([batch.reward[:, :1], want_r], 1))
-    p0 = eqx.tree_at(lambda s: s.extra, s0, s0.extra._replace(reward_scaler=None))
+    p0 = dataclasses.replace(s0, reward_scaler=None)
     update = eqx.filter_jit(plain.update)
     p1, _ = update(p0, manual)
     for x, y in zip(
@@ -197,6 +197,6 @@ def test_ppo_resume_with_normalisers_is_bit_for_bit(tmp_path):
     b = jax.tree.leaves(eqx.filter(resumed.state, eqx.is_array))
     for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
-    ext = resumed.state.agent.extra
+    ext = resumed.state.agent
     assert float(ext.obs_rms.count) == pytest.approx(6 * 16 + 1e-4)
     assert float(ext.reward_scaler.return_rms.count) > 1.0

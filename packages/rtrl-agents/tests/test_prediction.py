@@ -24,7 +24,7 @@ def _copy_accuracy(method: str, segment_length: int, episodes: int) -> float:
         segment_length=segment_length,
         learning_rate=1e-2,
     )
-    learner = ra.SequenceLearner(cfg, COPY_WIDTH + 2, COPY_WIDTH, 16)
+    learner = ra.sequence_learner(cfg, COPY_WIDTH + 2, COPY_WIDTH, 16)
     state = learner.init(jax.random.PRNGKey(0))
     _, m = jax.jit(lambda s, d: ra.run_stream(learner, s, d))(state, data)
     acc, scored = np.asarray(m["bit_accuracy"]), np.asarray(m["scored"])
@@ -67,10 +67,11 @@ def _td_errors(cell: str, method: str = "rtrl-online"):
         trace_lambda=0.9,
         learning_rate=1e-3,
     )
-    learner = ra.TDPredictor(cfg, 2, 4)
+    learner = ra.td_predictor(cfg, 2, 4)
     state = learner.init(jax.random.PRNGKey(0))
     _, m = jax.jit(lambda s, d: ra.run_stream(learner, s, d))(state, data)
-    v = np.asarray(m["prediction"]).T  # (B, T)
+    v = np.asarray(m["prediction"])  # (updates, B, 1)
+    v = v.transpose(1, 0, 2).reshape(v.shape[1], -1)  # (B, T)
     g = discounted_returns(c, GAMMA)
     window = slice(-steps // 5, -50)  # last 20%, away from the truncated end
     err = float(np.mean((v[:, window] - g[:, window]) ** 2))
@@ -130,21 +131,22 @@ def _segment_grads(method, cell, seg_len):
         core=ra.CoreConfig(cell=cell, hidden_size=3, method=method),
         segment_length=seg_len,
     )
-    learner = ra.SequenceLearner(cfg, 3, 1, 2)
+    learner = ra.sequence_learner(cfg, 3, 1, 2)
     state = learner.init(jax.random.PRNGKey(4))
     bounds = [(lo, lo + seg_len) for lo in range(0, 10, seg_len)]
 
     @eqx.filter_jit
     def learner_grads(state):
         def body(carry, seg):
-            s = eqx.tree_at(lambda s: s.extra, state, carry)
-            _, grads, carry, _ = learner.gradients(s, seg)
+            (_, (carry, _)), grads = eqx.filter_value_and_grad(
+                ra.sequence_loss, has_aux=True
+            )(state.params, carry, seg, cfg.loss)
             return carry, grads
 
         segs = jax.tree.map(
             lambda x: jnp.stack([x[:, lo:hi] for lo, hi in bounds]), data
         )
-        return jax.lax.scan(body, state.extra, segs)[1]
+        return jax.lax.scan(body, state.carry, segs)[1]
 
     @eqx.filter_jit
     def bptt_grads(net):
@@ -200,13 +202,11 @@ def test_td_trace_equals_discounted_sum_of_bptt_gradients(x64):
     cfg = ra.TDPredictorConfig(
         core=ra.CoreConfig(cell="elstm", hidden_size=3), discount=0.9, trace_lambda=0.5
     )
-    learner = ra.TDPredictor(cfg, 2, 1)
+    learner = ra.td_predictor(cfg, 2, 1)
     state = learner.init(jax.random.PRNGKey(1))
     # A zero step size freezes the parameters, so the trace is comparable to
     # BPTT gradients of one network.
-    state = eqx.tree_at(
-        lambda s: s.opt_state.hyperparams["learning_rate"], state, jnp.asarray(0.0)
-    )
+    state = eqx.tree_at(lambda s: s.hyperparams.learning_rate, state, jnp.asarray(0.0))
     params = state.params
     state, _ = eqx.filter_jit(ra.run_stream)(learner, state, data)
     net = params
@@ -228,7 +228,7 @@ def test_td_trace_equals_discounted_sum_of_bptt_gradients(x64):
         return jax.tree.map(lambda g: jnp.tensordot(w, g, 1), vs)
 
     want = reference(net)
-    got = jax.tree.map(lambda z: z[0], state.extra.trace)
+    got = jax.tree.map(lambda z: z[0], state.trace)
     assert _max_err(got, want) < 1e-10
     assert _max_err(got, jax.tree.map(jnp.zeros_like, got)) > 1e-3
 
@@ -243,8 +243,8 @@ def test_prediction_configs_validate():
     with pytest.raises(ValueError, match="optimizer='rmsprop' is unknown"):
         ra.TDPredictorConfig(optimizer="rmsprop")
     with pytest.raises(ValueError, match="output_size must be >= 1"):
-        ra.SequenceLearner(ra.SequenceLearnerConfig(), 3, 0)
-    learner = ra.SequenceLearner(
+        ra.sequence_learner(ra.SequenceLearnerConfig(), 3, 0)
+    learner = ra.sequence_learner(
         ra.SequenceLearnerConfig(segment_length=4), 4, 2, num_streams=2
     )
     data = copy_task(2, 1, 4, 2)  # 9 steps: not a multiple of 4

@@ -27,7 +27,7 @@ def _agent(env, hidden=8, cell="elstm", lr=6e-4, method="rtrl"):
         core=ra.CoreConfig(cell=cell, hidden_size=hidden, method=method),
     )
     cfg = ra.R2ACConfig(network=net, rollout_length=4, learning_rate=lr)
-    return ra.R2AC(cfg, env.spec)
+    return ra.r2ac(cfg, env.spec)
 
 
 def _leaves(tree):
@@ -408,10 +408,8 @@ def test_guard_keeps_the_old_state_when_the_new_parameters_overflow():
     inf_params = jax.tree.map(
         lambda x: x * jnp.inf if eqx.is_inexact_array(x) else x, state.params
     )
-    new = ra.AgentState(inf_params, state.opt_state, state.update_count, state.extra)
-    from rtrl_agents._core import guard_nonfinite
-
-    out, flags = guard_nonfinite(new, state, jnp.float32(1.0), jnp.float32(1.0))
+    new = dataclasses.replace(state, params=inf_params)
+    out, flags = ra.guard_nonfinite(new, state, jnp.float32(1.0), jnp.float32(1.0))
     assert int(flags["nonfinite_state"]) == 1 and int(flags["nonfinite_loss"]) == 0
     for a, b in zip(_leaves(out.params), _leaves(state.params), strict=True):
         np.testing.assert_array_equal(a, b)

@@ -31,7 +31,7 @@ def test_config_names_come_from_the_registries(leaky):
         assert ra.CoreConfig(method=method).method == method
     core = ra.CoreConfig(cell="leaky", hidden_size=3)  # registered: accepted
     env = DelayedRecall(num_envs=2)
-    state = ra.R2AC(_config(core), env.spec).init(jax.random.PRNGKey(0))
+    state = ra.r2ac(_config(core), env.spec).init(jax.random.PRNGKey(0))
     assert isinstance(state.params.core, Leaky)
     assert state.params.core.hidden_size == 3
     with pytest.raises(
@@ -72,7 +72,7 @@ def test_a_cell_object_that_contradicts_the_config_is_refused(core, cell, match)
     kind = rc.cell_kind(cell.pop("kind"))
     obj = kind.make(input_size=5, key=jax.random.PRNGKey(0), **cell)
     with pytest.raises(ValueError, match=match) as e:
-        ra.R2AC(_config(core), env.spec, cell=obj)
+        ra.r2ac(_config(core), env.spec, cell=obj)
     assert "\n" not in str(e.value)
 
 
@@ -80,14 +80,14 @@ def test_an_unregistered_cell_object_is_refused():
     env = DelayedRecall(num_envs=2)
     obj = Leaky(input_size=5, hidden_size=4, key=jax.random.PRNGKey(0))
     with pytest.raises(ValueError, match="is a LeakyTanh, which is not a registered"):
-        ra.R2AC(_config(ra.CoreConfig(hidden_size=4)), env.spec, cell=obj)
+        ra.r2ac(_config(ra.CoreConfig(hidden_size=4)), env.spec, cell=obj)
 
 
 def test_a_cell_object_that_agrees_is_used(leaky):
     env = DelayedRecall(num_envs=2)
     core = ra.CoreConfig(cell="leaky", hidden_size=4)
     obj = Leaky(input_size=5, hidden_size=4, key=jax.random.PRNGKey(7))
-    state = ra.R2AC(_config(core), env.spec, cell=obj).init(jax.random.PRNGKey(0))
+    state = ra.r2ac(_config(core), env.spec, cell=obj).init(jax.random.PRNGKey(0))
     assert jnp.array_equal(state.params.core.W, obj.W)
     # The same through the sequence learner's network.
     seq = ra.SequenceLearnerConfig(core=dataclasses.replace(core, method="tbptt"))
@@ -97,7 +97,7 @@ def test_a_cell_object_that_agrees_is_used(leaky):
 
 def test_the_actor_keyword_is_trace_update():
     env = DelayedRecall(num_envs=2)
-    agent = ra.R2AC(_config(ra.CoreConfig(hidden_size=4)), env.spec)
+    agent = ra.r2ac(_config(ra.CoreConfig(hidden_size=4)), env.spec)
     state = agent.init(jax.random.PRNGKey(0))
     keys = jax.random.split(jax.random.PRNGKey(1))
     actor = ra.Actor(agent, env, *keys, state, trace_update="chunked")

@@ -15,10 +15,15 @@ from rtrl_bench import main
 from rtrl_bench._scale import ScaleRow, format_table
 
 
-def test_ray_runs_r2ac_only_and_needs_a_divisor_of_the_streams(tmp_path, capsys):
+def test_ray_runs_agents_only_and_needs_a_divisor_of_the_streams(tmp_path, capsys):
+    argv = ["run", "copy", "--ray", "local", "--logdir", str(tmp_path)]
+    assert main(argv) == 2
+    assert "--ray runs agents that act in environments" in capsys.readouterr().err
+    # Any agent runs on Ray; the streaming experiment's one stream cannot be
+    # split between two actors.
     argv = ["run", "streaming", "--ray", "local", "--logdir", str(tmp_path)]
     assert main(argv) == 2
-    assert "--ray runs R2AC experiments only" in capsys.readouterr().err
+    assert "--actors 2 must divide streaming's 1 streams" in capsys.readouterr().err
     argv = ["run", "horizon", "--ray", "local", "--actors", "3"]
     assert main([*argv, "--logdir", str(tmp_path)]) == 2
     assert "--actors 3 must divide horizon's 32 streams" in capsys.readouterr().err

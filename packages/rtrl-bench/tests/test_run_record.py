@@ -61,7 +61,7 @@ def _final_arrays(run):
     import rtrl_envs
 
     env = rtrl_envs.make(exp.env.name, num_envs=32, seed=0, **dict(exp.env.options))
-    agent = ra.R2AC(config.agent, env.spec)
+    agent = ra.r2ac(config.agent, env.spec)
     template = ra.init_runner(agent, env, jax.random.PRNGKey(0))
     state = meta.restore(template, step)
     return step, [

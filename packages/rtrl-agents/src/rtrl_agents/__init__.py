@@ -1,5 +1,5 @@
 """rtrl-agents: R2AC, PPO, streaming actor-critic and prediction learners on
-rtrl-cells cores."""
+rtrl-cells cores, as factories of pure functions over typed states."""
 
 from ._actor import Actor as Actor
 from ._actor import concat_rollouts as concat_rollouts
@@ -19,9 +19,17 @@ from ._config import TDPredictorConfig as TDPredictorConfig
 from ._config import TorsoConfig as TorsoConfig
 from ._config import impala_network as impala_network
 from ._config import rtu_ppo_network as rtu_ppo_network
+from ._core import AbstractAgentState as AbstractAgentState
+from ._core import AbstractOptimizedState as AbstractOptimizedState
 from ._core import ActorOutput as ActorOutput
-from ._core import AgentState as AgentState
+from ._core import Agent as Agent
+from ._core import Hyperparams as Hyperparams
 from ._core import Trajectory as Trajectory
+from ._core import apply_gradients as apply_gradients
+from ._core import episode_sums as episode_sums
+from ._core import guard_nonfinite as guard_nonfinite
+from ._core import take_hyperparams as take_hyperparams
+from ._core import track_episodes as track_episodes
 from ._distributed import DistributedConfig as DistributedConfig
 from ._distributed import RolloutWorker as RolloutWorker
 from ._distributed import actor_name as actor_name
@@ -54,11 +62,16 @@ from ._loop import collect as collect
 from ._loop import init_runner as init_runner
 from ._loop import make_train as make_train
 from ._loop import run_updates as run_updates
+from ._losses import eligibility_trace as eligibility_trace
 from ._losses import gae as gae
+from ._losses import obgd_scale as obgd_scale
 from ._losses import ppo_clip_loss as ppo_clip_loss
 from ._losses import transitions as transitions
 from ._losses import vtrace as vtrace
 from ._losses import vtrace_actor_critic_loss as vtrace_actor_critic_loss
+from ._make import AgentConfig as AgentConfig
+from ._make import make_agent as make_agent
+from ._networks import AbstractRecurrentNet as AbstractRecurrentNet
 from ._networks import ActorCriticNet as ActorCriticNet
 from ._networks import CategoricalHead as CategoricalHead
 from ._networks import GaussianHead as GaussianHead
@@ -72,17 +85,26 @@ from ._normalize import reward_scaler_init as reward_scaler_init
 from ._normalize import running_mean_std_init as running_mean_std_init
 from ._normalize import running_mean_std_update as running_mean_std_update
 from ._normalize import scale_rewards as scale_rewards
-from ._ppo import PPO as PPO
 from ._ppo import PPOExtras as PPOExtras
+from ._ppo import PPOMinibatch as PPOMinibatch
 from ._ppo import PPOState as PPOState
+from ._ppo import ppo as ppo
+from ._ppo import ppo_loss as ppo_loss
 from ._prediction import CumulantBatch as CumulantBatch
+from ._prediction import Learner as Learner
 from ._prediction import PredictionNet as PredictionNet
 from ._prediction import SequenceBatch as SequenceBatch
-from ._prediction import SequenceLearner as SequenceLearner
-from ._prediction import TDPredictor as TDPredictor
-from ._prediction import TDState as TDState
+from ._prediction import SequenceLearnerState as SequenceLearnerState
+from ._prediction import TDPredictorState as TDPredictorState
 from ._prediction import run_stream as run_stream
-from ._r2ac import R2AC as R2AC
+from ._prediction import sequence_learner as sequence_learner
+from ._prediction import sequence_loss as sequence_loss
+from ._prediction import td_predictor as td_predictor
+from ._r2ac import R2ACState as R2ACState
+from ._r2ac import linear_decay as linear_decay
+from ._r2ac import r2ac as r2ac
+from ._r2ac import r2ac_loss as r2ac_loss
+from ._r2ac import r2ac_stream_loss as r2ac_stream_loss
 from ._record import RunLock as RunLock
 from ._record import RunRecord as RunRecord
 from ._record import holds_run as holds_run
@@ -92,15 +114,20 @@ from ._serialize import config_diff as config_diff
 from ._serialize import config_from_json as config_from_json
 from ._serialize import config_to_json as config_to_json
 from ._serialize import format_diff as format_diff
-from ._streaming import StreamingAC as StreamingAC
+from ._streaming import EligibilityTraces as EligibilityTraces
+from ._streaming import StepSizes as StepSizes
+from ._streaming import StreamingACState as StreamingACState
+from ._streaming import streaming_ac as streaming_ac
 
 __all__ = [
-    "PPO",
-    "R2AC",
+    "AbstractAgentState",
+    "AbstractOptimizedState",
+    "AbstractRecurrentNet",
     "Actor",
     "ActorCriticNet",
     "ActorOutput",
-    "AgentState",
+    "Agent",
+    "AgentConfig",
     "CategoricalHead",
     "CheckpointMismatchError",
     "CheckpointNotReadableError",
@@ -110,12 +137,15 @@ __all__ = [
     "CoreConfig",
     "CumulantBatch",
     "DistributedConfig",
+    "EligibilityTraces",
     "EnvSpecLike",
     "EnvironmentLike",
     "GaussianHead",
     "HeadConfig",
+    "Hyperparams",
     "ImpalaTorso",
     "JsonlWriter",
+    "Learner",
     "LoopConfig",
     "MLPTorso",
     "MetricWriter",
@@ -124,10 +154,12 @@ __all__ = [
     "NonFiniteError",
     "PPOConfig",
     "PPOExtras",
+    "PPOMinibatch",
     "PPOState",
     "PredictionNet",
     "ProgressBar",
     "R2ACConfig",
+    "R2ACState",
     "Restored",
     "RewardScaler",
     "RolloutWorker",
@@ -138,13 +170,13 @@ __all__ = [
     "RunnerState",
     "RunningMeanStd",
     "SequenceBatch",
-    "SequenceLearner",
     "SequenceLearnerConfig",
-    "StreamingAC",
+    "SequenceLearnerState",
+    "StepSizes",
     "StreamingACConfig",
-    "TDPredictor",
+    "StreamingACState",
     "TDPredictorConfig",
-    "TDState",
+    "TDPredictorState",
     "TensorBoardWriter",
     "TimeStepLike",
     "TorsoConfig",
@@ -152,6 +184,7 @@ __all__ = [
     "Trajectory",
     "ValueHead",
     "actor_name",
+    "apply_gradients",
     "array_paths",
     "collect",
     "concat_rollouts",
@@ -160,17 +193,28 @@ __all__ = [
     "config_to_json",
     "default_run_config",
     "default_writers",
+    "eligibility_trace",
+    "episode_sums",
     "format_diff",
     "gae",
+    "guard_nonfinite",
     "holds_run",
     "host_params",
     "impala_network",
     "init_runner",
     "initial_run_state",
+    "linear_decay",
+    "make_agent",
     "make_train",
     "normalize",
+    "obgd_scale",
     "open_writers",
+    "ppo",
     "ppo_clip_loss",
+    "ppo_loss",
+    "r2ac",
+    "r2ac_loss",
+    "r2ac_stream_loss",
     "read_metrics",
     "read_run_config",
     "reward_scaler_init",
@@ -181,7 +225,13 @@ __all__ = [
     "running_mean_std_init",
     "running_mean_std_update",
     "scale_rewards",
+    "sequence_learner",
+    "sequence_loss",
+    "streaming_ac",
     "summarise",
+    "take_hyperparams",
+    "td_predictor",
+    "track_episodes",
     "train",
     "train_distributed",
     "transitions",

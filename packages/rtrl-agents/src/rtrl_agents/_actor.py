@@ -24,6 +24,7 @@ How an RTRL actor advances its traces (``trace_update``, a gradient method of
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from typing import Any
 
@@ -34,7 +35,7 @@ import numpy as np
 
 import rtrl_cells as rc
 
-from ._core import AgentState, Trajectory, actor_step
+from ._core import AbstractAgentState, Agent, Trajectory, track_episodes
 from ._loop import RunnerState, collect
 
 # How an actor may advance traces: the gradient methods that advance them.
@@ -59,55 +60,32 @@ def rollout_final_carry(net: Any, batch: Trajectory) -> Any:
     return jax.vmap(one)(batch.carry_0, batch.observation, batch.reward, batch.first)
 
 
-class _StateOnlyActing:
-    """``agent`` for :func:`collect` that advances states but not traces."""
-
-    def __init__(self, agent: Any):
-        self.rollout_length = agent.rollout_length
-        self.num_envs = agent.num_envs
-
-    def act(self, state: AgentState, carry: Any, timestep: Any, key: jax.Array):
-        return actor_step(state.params, carry, timestep, key, method=rc.BPTT)
-
-
 def _uses_traces(net: Any) -> bool:
     return net.core is not None and rc.method(net.method).advances_traces
 
 
 def _jit_state_only(act: Any) -> Any:
-    """``act`` jitted for a carry whose traces it leaves untouched.
+    """``act`` (which advances the states alone) jitted for a carry whose traces
+    it leaves untouched.
 
-    The jitted step returns the new states only and the traces are put back
-    around it: returned from a jitted call, the unchanged traces would be copied
-    into a new buffer at every step (the core's step alone, ELSTM(256) over 32
-    streams on a 2-core CPU: 2.9 ms with the copy, 0.3 ms without).
+    The jitted step returns the states only (``carry.for_method("bptt")``) and
+    the traces are put back around it (``with_traces_from``): returned from a
+    jitted call, the unchanged traces would be copied into a new buffer at every
+    step (the core's step alone, ELSTM(256) over 32 streams on a 2-core CPU: 2.9
+    ms with the copy, 0.3 ms without).
     """
 
     def states_only(state, carry, timestep, key):
         action, new_carry, extra = act(state, carry, timestep, key)
-        return action, new_carry.states, extra
+        return action, new_carry.for_method(rc.BPTT), extra
 
     step = eqx.filter_jit(states_only)
 
     def run(state, carry, timestep, key):
         action, states, extra = step(state, carry, timestep, key)
-        return action, rc.RTRLCarry(states, carry.traces), extra
+        return action, states.with_traces_from(carry), extra
 
     return run
-
-
-def _episode_stats_np(ret, length, ts):
-    first = np.asarray(ts.first)
-    last = np.asarray(ts.terminated) | np.asarray(ts.truncated)
-    ret = np.where(first, 0.0, ret + np.asarray(ts.reward, np.float32))
-    length = np.where(first, 0, length + 1)
-    return (
-        ret,
-        length,
-        float(np.sum(ret[last])),
-        float(np.sum(length[last])),
-        float(np.sum(last)),
-    )
 
 
 class Actor:
@@ -128,11 +106,11 @@ class Actor:
 
     def __init__(
         self,
-        agent: Any,
+        agent: Agent[Any, Any],
         env: Any,
         env_key: jax.Array,
         key: jax.Array,
-        state: AgentState,
+        state: AbstractAgentState,
         *,
         trace_update: str = "online",
         traces: str | None = None,
@@ -165,17 +143,21 @@ class Actor:
         self.episode_return = np.zeros((n,), np.float32)
         self.episode_length = np.zeros((n,), np.int64)
         chunked = rc.method(trace_update) is rc.CHUNKED and _uses_traces(state.params)
+        if chunked and agent.act_state_only is None:
+            raise ValueError(
+                f"{type(agent.config).__name__}'s learner reads the carry of every "
+                "step, so its actors must advance the traces every step: use "
+                "trace_update='online'."
+            )
         self._chunked = chunked
+        act = agent.act
+        if chunked and agent.act_state_only is not None:
+            act = agent.act_state_only
         if self.is_jax:
-            acting = _StateOnlyActing(agent) if chunked else agent
+            acting = dataclasses.replace(agent, act=act)
             self._collect = eqx.filter_jit(lambda r: collect(acting, env, r))
             self._ep = (jnp.asarray(self.episode_return), jnp.zeros((n,), jnp.int32))
         else:
-            act = (
-                (lambda s, c, t, k: actor_step(s.params, c, t, k, method=rc.BPTT))
-                if chunked
-                else agent.act
-            )
             # A TBPTT core, or chunked trace updates, step the state alone.
             state_only = isinstance(self.carry, rc.RTRLCarry) and (
                 chunked or not _uses_traces(state.params)
@@ -189,7 +171,7 @@ class Actor:
         """Environment steps per rollout, over all streams."""
         return int(self.agent.rollout_length * self.agent.num_envs)
 
-    def rollout(self, state: AgentState) -> tuple[Trajectory, dict[str, float]]:
+    def rollout(self, state: AbstractAgentState) -> tuple[Trajectory, dict[str, float]]:
         """One rollout with ``state``'s parameters.
 
         Returns:
@@ -232,10 +214,13 @@ class Actor:
             ts_j = jax.tree.map(jnp.asarray, ts)
             action, carry, extra = self._act(state, carry, ts_j, k)
             self.env_state, ts = self.env.step(self.env_state, np.asarray(action))
-            self.episode_return, self.episode_length, r, ln, n = _episode_stats_np(
+            ret, length, ended = track_episodes(
                 self.episode_return, self.episode_length, ts
             )
-            dret, dlen, dn = dret + r, dlen + ln, dn + n
+            self.episode_return, self.episode_length = ret, length
+            dret += float(np.sum(ret[ended]))
+            dlen += float(np.sum(length[ended]))
+            dn += float(np.sum(ended))
             seq.append(ts)
             actions.append(action)
             extras.append(extra)

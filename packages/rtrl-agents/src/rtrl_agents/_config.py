@@ -567,17 +567,28 @@ class TDPredictorConfig:
     optimizer: Literal["adam", "sgd"] = "adam"
     """Applies the TD(lambda) direction ``-delta z`` with Adam or plain SGD."""
 
+    segment_length: int = 1
+    """Steps per update (1: every step); the eligibility trace moves every step.
+    Within a segment the core runs with its method, so a TBPTT core's gradient
+    of ``v_t`` reaches back to the segment's start (its truncation window)."""
+
     learning_rate: float = 1e-3
     """Step size."""
 
     adam_eps: float = 1e-8
     """Adam epsilon."""
 
+    max_grad_norm: float | None = None
+    """Global-norm clip of the update direction; ``None``: no clipping."""
+
     def __post_init__(self) -> None:
         if not isinstance(self.core, CoreConfig):
             raise ValueError("TDPredictorConfig.core must be a CoreConfig.")
+        if self.max_grad_norm is not None:
+            _positive("TDPredictorConfig", "max_grad_norm", self.max_grad_norm)
         _in_range("TDPredictorConfig", "discount", self.discount, 0.0, 1.0)
         _in_range("TDPredictorConfig", "trace_lambda", self.trace_lambda, 0.0, 1.0)
         _choice("TDPredictorConfig", "optimizer", self.optimizer, ("adam", "sgd"))
+        _positive_int("TDPredictorConfig", segment_length=self.segment_length)
         _positive("TDPredictorConfig", "learning_rate", self.learning_rate)
         _positive("TDPredictorConfig", "adam_eps", self.adam_eps)

@@ -1,4 +1,4 @@
-"""Distributed R2AC on Ray: actors produce rollouts, one JAX learner updates.
+"""Any agent on Ray: actors produce rollouts, one JAX learner updates.
 
 The seed ran 48 actors and one GPU learner over its own gRPC actor pool. Here
 the actors are Ray actors, so a run scales from a laptop to a cluster by
@@ -13,28 +13,33 @@ changing the address:
 * One learner (this process; JAX on its default device, the GPU when there is
   one) waits on a bounded set of in-flight rollout requests (the queue: at most
   ``max_in_flight``), concatenates ``rollouts_per_update`` of them and applies the
-  single-machine :meth:`R2AC.update` to them: exact RTRL from each rollout's
-  shipped traces, V-trace correcting the actors' lag.
-* Every ``publish_every`` updates the learner puts the parameters into Ray's
-  object store and hands the reference to every actor; an actor picks up the
-  newest parameters between rollouts.
+  single-machine agent's ``update`` to them (R2AC: exact RTRL from each
+  rollout's shipped traces, V-trace correcting the actors' lag). An agent that
+  keeps state per stream between updates (``Agent.per_stream_state``: PPO's
+  reward scaler, the streaming agent's eligibility traces) gets one rollout of
+  every actor per update, in the actors' order, so that stream ``i`` of every
+  batch is the same environment stream.
+* Every ``publish_every`` updates the learner puts the state's arrays (the
+  parameters, and what acting reads, such as PPO's observation statistics) into
+  Ray's object store and hands the reference to every actor; an actor picks up
+  the newest between rollouts.
 
 Failure handling: a dead actor is replaced by a fresh one (new environments and
 carries, a new seed) and the run goes on, up to ``max_actor_restarts``
 replacements; the learner waits at most ``queue_timeout_s`` for a rollout, then
 stops with a message; Ctrl-C (``KeyboardInterrupt``) writes a final checkpoint
 and shuts the actors down. Logging, checkpoints and resume are those of
-:func:`~rtrl_agents.train` on a host environment.
+:func:`~rtrl_agents.train` on a host environment: the same driver
+(``_driver.train_rollouts``) runs both, fed by an :class:`~rtrl_agents.Actor`
+there and by the Ray actors here.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
-import sys
 import threading
-import time
+import types
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -44,43 +49,44 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import rtrl_cells as rc
+
 from ._actor import TRACE_UPDATES, Actor, concat_rollouts
-from ._config import LoopConfig, R2ACConfig
-from ._core import AgentState, take_hyperparams
+from ._config import LoopConfig
+from ._core import AbstractAgentState, Agent, Trajectory
 from ._driver import (
-    Reporter,
+    Session,
     TrainResult,
-    _host_run_state,
-    check_finite,
-    default_run_config,
-    open_writers,
-    stack_reports,
+    check_checkpoint_dir,
+    host_run_state,
+    train_rollouts,
 )
 from ._logging import MetricWriter
 from ._loop import _raw_key
-from ._r2ac import R2AC
-from ._record import RunRecord
+from ._make import AgentConfig, make_agent
 
 
 def _import_ray():
     try:
-        import ray
+        import ray  # pyright: ignore[reportMissingImports]
     except ImportError as e:
         raise ImportError(
-            "the distributed R2AC needs Ray: pip install 'rtrl-agents[ray]'"
+            "distributed training needs Ray: pip install 'rtrl-agents[ray]'"
         ) from e
     return ray
 
 
 @dataclasses.dataclass(frozen=True)
 class DistributedConfig:
-    """How the distributed R2AC lays out its actors and its queue."""
+    """How a distributed run lays out its actors and its queue."""
 
     num_actors: int = 2
     """Ray actors, each with its own batch of environments."""
 
     rollouts_per_update: int = 1
-    """Rollouts (from any actors) concatenated into one learner batch."""
+    """Rollouts (from any actors) concatenated into one learner batch; for an
+    agent with per-stream state it must equal ``num_actors`` (one rollout of
+    each actor per update, in order)."""
 
     max_in_flight: int | None = None
     """The bounded rollout queue: rollout requests outstanding at once, spread
@@ -152,20 +158,22 @@ class DistributedConfig:
 _PARAMS_TIMEOUT_S = 600
 
 
-def host_params(state: AgentState) -> Any:
-    """The parameters' arrays as host numpy arrays (what is shipped to actors)."""
-    return jax.device_get(eqx.filter(state.params, eqx.is_array))
+def host_params(state: AbstractAgentState) -> Any:
+    """The state's arrays as host numpy arrays (what is shipped to actors: the
+    parameters and everything else acting may read, e.g. PPO's observation
+    statistics)."""
+    return jax.device_get(eqx.filter(state, eqx.is_array))
 
 
 class RolloutWorker:
-    """What one Ray actor runs: an :class:`Actor` plus the parameters it acts with.
+    """What one Ray actor runs: an :class:`Actor` plus the state it acts with.
 
     Plain Python (Ray wraps it with ``ray.remote``), so it can be used and tested
     without a cluster.
 
     Args:
-        config: the agent's configuration (the actor builds its own ``R2AC``
-            from it and its environment's spec).
+        config: the agent's configuration (the actor makes its own agent from
+            it and its environment's spec, :func:`make_agent`).
         env_fn: ``env_fn(seed)`` builds this actor's batch of environments.
         seed: the actor's seed (environments and action sampling).
         trace_update: how the actor advances RTRL traces, ``"online"`` or
@@ -174,41 +182,52 @@ class RolloutWorker:
 
     def __init__(
         self,
-        config: R2ACConfig,
+        config: AgentConfig,
         env_fn: Callable[[int], Any],
         seed: int,
         trace_update: str = "online",
     ):
         self.env = env_fn(seed)
-        self.agent = R2AC(config, self.env.spec)
+        self.agent = make_agent(config, self.env.spec)
         key = jax.random.PRNGKey(seed)
         k_init, k_env, k_act = jax.random.split(key, 3)
         state = self.agent.init(k_init)
-        self._static = eqx.filter(state.params, eqx.is_array, inverse=True)
-        self._state = AgentState(state.params, None, jnp.zeros((), jnp.int32))
+        self._static = eqx.filter(state, eqx.is_array, inverse=True)
+        self._state = state
         self._version = -1
         self._latest: tuple[int, Any] | None = None
         self._has_params = threading.Event()
         self._lock = threading.Lock()
-        self.actor = Actor(
+        # Made at the first rollout: the learner checks the layout (e.g. chunked
+        # traces for an agent that cannot use them) after asking for the spec,
+        # and says so in one line, before any actor acts.
+        self._make_actor = lambda: Actor(
             self.agent, self.env, k_env, k_act, state, trace_update=trace_update
         )
+        self._actor: Actor | None = None
+
+    @property
+    def actor(self) -> Actor:
+        """The :class:`Actor` (made on first use)."""
+        if self._actor is None:
+            self._actor = self._make_actor()
+        return self._actor
 
     def spec(self) -> Any:
         """The environment's spec (the learner builds its agent from it)."""
         return self.env.spec
 
     def set_params(self, version: int, params: Any) -> None:
-        """Stores the newest parameters; the next rollout picks them up."""
+        """Stores the newest state arrays; the next rollout picks them up."""
         self._latest = (int(version), params)
         self._has_params.set()
 
     def rollout(self) -> tuple[int, Any, dict[str, float]]:
-        """One rollout with the newest parameters.
+        """One rollout with the newest state.
 
         Returns:
-            ``(version, trajectory, stats)``: the parameter version acted
-            with, the trajectory as host arrays and the episodes that ended.
+            ``(version, trajectory, stats)``: the version acted with, the
+            trajectory as host arrays and the episodes that ended.
         """
         # On Ray, set_params runs in its own thread and may land after the first
         # rollout request; wait for it.
@@ -219,11 +238,10 @@ class RolloutWorker:
             )
         with self._lock:
             latest = self._latest
+            assert latest is not None
             if latest[0] != self._version:
-                params = jax.tree.map(jnp.asarray, latest[1])
-                self._state = AgentState(
-                    eqx.combine(params, self._static), None, self._state.update_count
-                )
+                arrays = jax.tree.map(jnp.asarray, latest[1])
+                self._state = eqx.combine(arrays, self._static)
                 self._version = latest[0]
             batch, stats = self.actor.rollout(self._state)
             batch = jax.device_get(batch)
@@ -286,8 +304,8 @@ class _ActorPool:
                 "`ray status`."
             ) from e
 
-    def publish(self, version: int, state: AgentState) -> None:
-        """Puts the parameters into the object store and tells every actor."""
+    def publish(self, version: int, state: AbstractAgentState) -> None:
+        """Puts the state's arrays into the object store and tells every actor."""
         self._params = (version, self.ray.put(host_params(state)))
         for handle in self.handles:
             handle.set_params.remote(*self._params)
@@ -295,9 +313,10 @@ class _ActorPool:
     def start(self) -> None:
         """Queues the first ``in_flight`` rollout requests, round robin."""
         for j in range(self.dist.in_flight):
-            self._submit(j % self.dist.num_actors)
+            self.submit(j % self.dist.num_actors)
 
-    def _submit(self, i: int) -> None:
+    def submit(self, i: int) -> None:
+        """Queues one rollout request to actor ``i``."""
         ref = self.handles[i].rollout.remote()
         self._pending[ref] = (i, self.incarnations[i])
 
@@ -316,11 +335,15 @@ class _ActorPool:
         if self._params is not None:
             self.handles[i].set_params.remote(*self._params)
         for _ in range(self.dist.in_flight // self.dist.num_actors):
-            self._submit(i)
+            self.submit(i)
 
-    def next_rollout(self, done: int) -> tuple[int, Any, dict[str, float]]:
-        """The next finished rollout, ``(version, trajectory, stats)``; its actor
-        gets its next request at once. Failed actors are replaced on the way."""
+    def next_rollout(
+        self, done: int, resubmit: bool = True
+    ) -> tuple[int, int, Any, dict[str, float]]:
+        """The next finished rollout, ``(actor, version, trajectory, stats)``;
+        with ``resubmit``, its actor gets its next request at once (else the
+        caller submits it, :meth:`submit`). Failed actors are replaced on the
+        way."""
         ex = self.ray.exceptions
         while True:
             ready, _ = self.ray.wait(
@@ -340,8 +363,9 @@ class _ActorPool:
                 if incarnation == self.incarnations[i]:
                     self._replace(i, e)
                 continue
-            self._submit(i)
-            return version, batch, stats
+            if resubmit:
+                self.submit(i)
+            return i, version, batch, stats
 
     def shutdown(self) -> None:
         """Kills every actor."""
@@ -350,8 +374,117 @@ class _ActorPool:
         self.handles = []
 
 
+class RaySource:
+    """Rollouts of the Ray actors for the driver's rollout loop (see
+    ``_driver.RolloutSource``): ``rollouts_per_update`` of them per batch, in
+    the actors' order for agents with per-stream state."""
+
+    def __init__(
+        self,
+        pool: _ActorPool,
+        dist: DistributedConfig,
+        frames_per_update: int,
+        key: Any,
+        num_envs: int,
+        ordered: bool,
+    ):
+        self.pool, self.dist, self.frames_per_update = pool, dist, frames_per_update
+        self.key, self.ordered = key, ordered
+        self._zeros = np.zeros(num_envs)
+        self._waiting: dict[int, list[tuple[int, Any, dict]]] = {}
+
+    def start(self, state: Any, done: int) -> None:
+        self.pool.publish(done, state)
+        self.pool.start()
+
+    def _rollouts(self, done: int) -> list[tuple[int, Any, dict]]:
+        if not self.ordered:
+            return [
+                self.pool.next_rollout(done)[1:]
+                for _ in range(self.dist.rollouts_per_update)
+            ]
+        # One of each actor, in order; an actor's later rollouts wait their turn.
+        # An actor gets its next request when one of its rollouts is used, not
+        # when it arrives: its requests and waiting rollouts stay within its
+        # share of the queue, so a slow actor (one being replaced) does not let
+        # the others pile up rollouts of old parameters.
+        n = self.dist.num_actors
+        while any(not self._waiting.get(i) for i in range(n)):
+            i, version, batch, stats = self.pool.next_rollout(done, resubmit=False)
+            self._waiting.setdefault(i, []).append((version, batch, stats))
+        got = [self._waiting[i].pop(0) for i in range(n)]
+        for i in range(n):
+            self.pool.submit(i)
+        return got
+
+    def next_batch(self, state: Any, done: int) -> tuple[Trajectory, dict]:
+        del state
+        got = self._rollouts(done)
+        stats: dict[str, float] = dict.fromkeys(
+            ("episode_return_sum", "episode_length_sum", "episodes"), 0.0
+        )
+        for _, _, st in got:
+            stats = {k: v + st[k] for k, v in stats.items()}
+        batch = concat_rollouts([jax.tree.map(jnp.asarray, b) for _, b, _ in got])
+        return batch, {
+            **stats,
+            "policy_lag": float(np.mean([done - v for v, _, _ in got])),
+            "actor_restarts": float(self.pool.restarts),
+        }
+
+    def updated(self, state: Any, done: int) -> None:
+        if done % self.dist.publish_every == 0:
+            self.pool.publish(done, state)
+
+    def report_scalars(self, learn_seconds: float, wall_seconds: float) -> dict:
+        return {"learner_share": learn_seconds / wall_seconds}
+
+    def run_state(self, state: Any, frames: int, final: bool = False) -> Any:
+        del final
+        return host_run_state(state, self.key, self._zeros, self._zeros, frames)
+
+
+def _with_streams(spec: Any, num_envs: int) -> Any:
+    """``spec`` with ``num_envs`` streams (the learner's batch of several
+    actors' rollouts)."""
+    fields = {
+        "name": getattr(spec, "name", None),
+        "observation_shape": tuple(spec.observation_shape),
+        "action_space": spec.action_space,
+        "num_envs": num_envs,
+        "is_jax": False,
+    }
+    if dataclasses.is_dataclass(spec) and not isinstance(spec, type):
+        return dataclasses.replace(spec, num_envs=num_envs)
+    return types.SimpleNamespace(**fields)
+
+
+def _learner_agent(
+    config: AgentConfig, spec: Any, dist: DistributedConfig
+) -> Agent[Any, Any]:
+    """The learner's agent: built for the streams of one batch; checked against
+    what the distributed layout can serve."""
+    streams = int(spec.num_envs) * dist.rollouts_per_update
+    agent = make_agent(config, _with_streams(spec, streams))
+    name = type(config).__name__
+    if agent.per_stream_state and dist.rollouts_per_update != dist.num_actors:
+        raise ValueError(
+            f"{name} keeps state per stream between updates, so every batch must "
+            f"hold one rollout of each actor: set rollouts_per_update="
+            f"{dist.num_actors} (= num_actors), not {dist.rollouts_per_update}."
+        )
+    core = config.network.core
+    traces = core.recurrent and rc.method(core.method).advances_traces
+    if dist.actor_traces == "chunked" and traces and agent.act_state_only is None:
+        raise ValueError(
+            f"{name}'s learner reads the carry of every step, so its actors must "
+            "advance the traces every step: use actor_traces='online'."
+        )
+    return agent
+
+
 def train_distributed(
-    config: R2ACConfig,
+    config: AgentConfig,
     env_fn: Callable[[int], Any],
     key: jax.Array,
     loop: LoopConfig,
@@ -369,10 +502,11 @@ def train_distributed(
     allow_config_change: bool = False,
     provenance: Any = None,
 ) -> TrainResult:
-    """Trains R2AC with Ray actors and one learner (see the module docstring).
+    """Trains any agent with Ray actors and one learner (see the module docstring).
 
     Args:
-        config: the agent's configuration (shared by learner and actors).
+        config: the agent's configuration (shared by learner and actors):
+            ``R2ACConfig``, ``PPOConfig`` or ``StreamingACConfig``.
         env_fn: ``env_fn(seed)`` builds one actor's batch of environments; it is
             shipped to the actors, so it must be picklable (a module-level
             function or a ``functools.partial`` of one).
@@ -392,7 +526,7 @@ def train_distributed(
             default: a fresh random prefix).
         run_config: the run's config as JSON, recorded and compared on resume
             (as :func:`~rtrl_agents.train`; default: the agent's config and the
-            actors' environment spec).
+            learner's batch spec).
         allow_config_change: resume even though ``run_config`` differs.
         provenance: JSON kept in ``config.json``.
 
@@ -404,17 +538,16 @@ def train_distributed(
         with and the ones it trains), ``actor_restarts`` and ``fps``.
 
     Raises:
+        ValueError: a layout the agent cannot use (per-stream state with
+            ``rollouts_per_update != num_actors``; chunked actor traces for an
+            agent that stores every step's carry), or periods set without a
+            ``checkpoint_dir``.
         TimeoutError: no rollout arrived within ``queue_timeout_s``.
         RuntimeError: actors failed more than ``max_actor_restarts`` times.
     """
     ray = _import_ray()
     dist = dist or DistributedConfig()
-    periodic = loop.checkpoint_every is not None or loop.checkpoint_seconds
-    if periodic and checkpoint_dir is None:
-        raise ValueError(
-            "LoopConfig.checkpoint_every / checkpoint_seconds is set but no "
-            "checkpoint_dir was given."
-        )
+    check_checkpoint_dir(loop, checkpoint_dir)
     owns_ray = not ray.is_initialized()
     if owns_ray:
         if address in (None, "local"):
@@ -423,113 +556,35 @@ def train_distributed(
             os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(address=address, configure_logging=False)
     name = name or f"rtrl-{uuid.uuid4().hex[:8]}"
-    pool = sink = None
+    pool = None
     try:
         pool = _ActorPool(ray, config, env_fn, dist, seed, name)
-        agent = R2AC(config, pool.spec())
-        frames_per_update = (
-            agent.rollout_length * agent.num_envs * dist.rollouts_per_update
-        )
+        agent = _learner_agent(config, pool.spec(), dist)
         k_agent, _, k_run = jax.random.split(_raw_key(jnp.asarray(key)), 3)
+        frames_per_update = agent.rollout_length * agent.num_envs
         zeros = np.zeros(agent.num_envs)
-        record = RunRecord(
-            log_dir,
-            checkpoint_dir,
-            run_config=default_run_config(agent, agent.spec, loop)
-            if run_config is None
-            else run_config,
-            resume=resume,
-            allow_config_change=allow_config_change,
-            checkpoint_every=loop.checkpoint_every,
-            checkpoint_seconds=loop.checkpoint_seconds,
-            keep_checkpoints=loop.keep_checkpoints,
-            provenance=provenance,
+        source = RaySource(
+            pool, dist, frames_per_update, k_run, agent.num_envs, agent.per_stream_state
         )
-        with record:
-            template = _host_run_state(agent.init(k_agent), k_run, zeros, zeros, 0)
-            run, done = record.begin(template, loop.num_updates)
-            if done and progress:
-                print(record.resume_line(loop.num_updates), file=sys.stderr)
-            state, frames = run.agent, int(run.frames)
-            if record.changes:
-                state = take_hyperparams(state, template.agent)
-            sink = open_writers(
-                record,
-                log_dir,
-                writers,
-                loop.num_updates * frames_per_update,
-                progress,
-                frames,
-            )
-            report = Reporter(sink, list(record.history), loop.num_updates)
-
-            def snapshot():
-                return _host_run_state(state, k_run, zeros, zeros, frames)
-
-            update = eqx.filter_jit(agent.update)
-            pool.publish(done, state)
-            pool.start()
-            reports: list[dict] = []
-            t0, frames0, learn_s = time.perf_counter(), frames, 0.0
-            # The state as of the last completed report (what a Ctrl-C keeps,
-            # so that the checkpoint and the logs agree).
-            reported = (
-                done,
-                functools.partial(_host_run_state, state, k_run, zeros, zeros, frames),
-                frames,
-            )
-            try:
-                while done < loop.num_updates:
-                    rollouts, lags = [], []
-                    stats = dict.fromkeys(
-                        ("episode_return_sum", "episode_length_sum", "episodes"), 0.0
-                    )
-                    for _ in range(dist.rollouts_per_update):
-                        version, batch, st = pool.next_rollout(done)
-                        rollouts.append(batch)
-                        lags.append(done - version)
-                        stats = {k: v + st[k] for k, v in stats.items()}
-                    t = time.perf_counter()
-                    new_state, metrics = update(state, concat_rollouts(rollouts))
-                    jax.block_until_ready(new_state.update_count)
-                    learn_s += time.perf_counter() - t
-                    state = new_state
-                    done += 1
-                    frames += frames_per_update
-                    if done % dist.publish_every == 0:
-                        pool.publish(done, state)
-                    reports.append(
-                        {
-                            **metrics,
-                            **stats,
-                            "policy_lag": float(np.mean(lags)),
-                            "actor_restarts": float(pool.restarts),
-                            "frames": frames,
-                        }
-                    )
-                    if len(reports) == loop.log_every or done == loop.num_updates:
-                        stacked = stack_reports(reports)
-                        check_finite(stacked, done - len(reports) + 1)
-                        wall = max(time.perf_counter() - t0, 1e-9)
-                        stacked["learner_share"] = np.asarray(learn_s / wall)
-                        report(stacked, done, t0, frames0, state)
-                        reports, learn_s = [], 0.0
-                        t0, frames0 = time.perf_counter(), frames
-                        reported = (done, snapshot(), frames)
-                        record.maybe_save(
-                            done, reported[1], frames, final=done == loop.num_updates
-                        )
-            except KeyboardInterrupt:
-                # Ctrl-C: keep the work up to the last completed report, then
-                # shut down (finally).
-                record.maybe_save(*reported, final=True)
-                raise
-            return TrainResult(snapshot(), report.history)
+        with Session(
+            agent,
+            agent.spec,
+            loop,
+            lambda: host_run_state(agent.init(k_agent), k_run, zeros, zeros, 0),
+            frames_per_update,
+            log_dir=log_dir,
+            writers=writers,
+            checkpoint_dir=checkpoint_dir,
+            progress=progress,
+            resume=resume,
+            run_config=run_config,
+            allow_config_change=allow_config_change,
+            provenance=provenance,
+        ) as session:
+            return train_rollouts(agent, source, loop, session)
     finally:
         if pool is not None:
             pool.shutdown()
-        if sink is not None:
-            sink.close()
         if owns_ray:
             ray.shutdown()
 

@@ -1,13 +1,16 @@
-"""Host drivers: run a training loop, report every K updates, checkpoint, resume.
+"""The driver: run a training loop, report every K updates, checkpoint, resume.
 
-``train`` picks the loop from ``env.spec.is_jax``:
+One driver for every agent and every source of rollouts. ``train`` picks the
+loop from ``env.spec.is_jax``:
 
 * JAX environments: the fully jitted scan loop (:func:`run_updates`), one device
   call per ``K`` updates; metrics leave the device once per call.
-* Host environments (envpool, POPGym, DMLab): a Python loop over environment
-  steps with a jitted ``act`` and a jitted ``update``.
+* Host environments (envpool, POPGym, DMLab): the rollout loop, fed by an
+  :class:`~rtrl_agents.Actor` (a Python loop over environment steps with a
+  jitted ``act``), with a jitted ``update``.
 
-Both report the same metrics and keep the run's record (:class:`RunRecord`):
+``train_distributed`` (``_distributed.py``) runs the same rollout loop fed by
+Ray actors. All report the same metrics and keep the run's record (:class:`RunRecord`):
 ``config.json``, checkpoints every ``checkpoint_every`` updates or
 ``checkpoint_seconds`` of wall time and at the end, logs cut back to the
 restored checkpoint on resume, one process per folder. They stop on a
@@ -18,11 +21,10 @@ last good checkpoint stays.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import sys
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import equinox as eqx
 import jax
@@ -31,7 +33,7 @@ import numpy as np
 
 from ._actor import Actor
 from ._config import LoopConfig
-from ._core import Agent, check_env_matches, take_hyperparams
+from ._core import Agent, Trajectory, check_env_matches, take_hyperparams
 from ._errors import NonFiniteError
 from ._logging import MetricWriter, MultiWriter, default_writers
 from ._loop import RunnerState, _raw_key, init_runner, run_updates
@@ -101,15 +103,14 @@ def check_finite(metrics: Mapping[str, Any], first_update: int) -> None:
 
 
 def default_run_config(
-    agent: Agent, spec: Any, loop: LoopConfig | None = None
+    agent: Agent[Any, Any], spec: Any, loop: LoopConfig | None = None
 ) -> dict[str, Any]:
     """What a run records and compares on resume when no ``run_config`` is
     given: the agent's config, the run's length and report period, and the
     environment's name, shapes and streams (checkpoint periods may change on
     resume; they are not part of it)."""
-    config = getattr(agent, "config", None)
     return {
-        "agent": None if config is None else config_to_json(config),
+        "agent": config_to_json(agent.config),
         "loop": None
         if loop is None
         else {"num_updates": loop.num_updates, "log_every": loop.log_every},
@@ -123,7 +124,7 @@ def default_run_config(
 
 
 def train(
-    agent: Agent,
+    agent: Agent[Any, Any],
     env: Any,
     key: jax.Array,
     config: LoopConfig,
@@ -142,7 +143,7 @@ def train(
     """Trains ``agent`` on ``env`` for ``config.num_updates`` updates.
 
     Args:
-        agent: an agent (``R2AC``, ``PPO``, ``StreamingAC``).
+        agent: an agent (:func:`r2ac`, :func:`ppo`, :func:`streaming_ac`).
         env: an environment following :class:`EnvironmentLike`, the one the
             agent was built for.
         key: the run's PRNG key.
@@ -163,9 +164,10 @@ def train(
             recorded in ``config.json`` and checkpoints and compared on resume;
             default :func:`default_run_config` (agent config and env spec).
         allow_config_change: resume even though ``run_config`` differs from the
-            recorded one (the change is recorded; the learning-rate schedule is
-            a function of the update count, so it continues from the resumed
-            update under the new config).
+            recorded one (the change is recorded; hyperparameters held in state
+            take the new values, and the learning-rate schedule, a function of
+            the update count, continues from the resumed update under the new
+            config).
         provenance: JSON kept in ``config.json`` (versions, machine, ...).
         evaluator: ``evaluator(agent_state, updates) -> {name: value}``, run
             every ``eval_every`` updates (at reports) and after the last one;
@@ -186,61 +188,147 @@ def train(
         NonFiniteError: an update produced a non-finite loss, gradient or state
             (not applied, not saved).
     """
-    check_env_matches(getattr(agent, "spec", env.spec), env.spec)
+    check_env_matches(agent.spec, env.spec)
     if eval_every is not None and (eval_every < 1 or eval_every % config.log_every):
         raise ValueError(
             f"eval_every={eval_every} must be a positive multiple of log_every="
             f"{config.log_every} (evaluations happen at reports)."
         )
+    check_checkpoint_dir(config, checkpoint_dir)
+    is_jax = bool(getattr(env.spec, "is_jax", True))
+    with Session(
+        agent,
+        env.spec,
+        config,
+        lambda: initial_run_state(agent, env, key),
+        agent.rollout_length * agent.num_envs,
+        log_dir=log_dir,
+        writers=writers,
+        checkpoint_dir=checkpoint_dir,
+        progress=progress,
+        resume=resume,
+        run_config=run_config,
+        allow_config_change=allow_config_change,
+        provenance=provenance,
+        evaluator=evaluator,
+        eval_every=eval_every,
+    ) as session:
+        if is_jax:
+            return _train_jax(agent, env, config, session)
+        # Host simulators cannot be restored: on resume the environment restarts
+        # and so do the carries; parameters, optimizer state, RNG and counters
+        # resume.
+        k_env = jax.random.split(_raw_key(jnp.asarray(key)), 3)[1]
+        run = session.runner
+        source = ActorSource(Actor(agent, env, k_env, run.key, run.agent))
+        return train_rollouts(agent, source, config, session)
+
+
+def check_checkpoint_dir(config: LoopConfig, checkpoint_dir: str | None) -> None:
+    """A one-line ``ValueError`` when periods are set without a folder."""
     periodic = config.checkpoint_every is not None or config.checkpoint_seconds
     if periodic and checkpoint_dir is None:
         raise ValueError(
             "LoopConfig.checkpoint_every / checkpoint_seconds is set but no "
             "checkpoint_dir was given."
         )
-    record = RunRecord(
-        log_dir,
-        checkpoint_dir,
-        run_config=default_run_config(agent, env.spec, config)
-        if run_config is None
-        else run_config,
-        resume=resume,
-        allow_config_change=allow_config_change,
-        checkpoint_every=config.checkpoint_every,
-        checkpoint_seconds=config.checkpoint_seconds,
-        keep_checkpoints=config.keep_checkpoints,
-        provenance=provenance,
-    )
-    frames_per_update = agent.rollout_length * agent.num_envs
-    with record:
-        template = initial_run_state(agent, env, key)
-        runner, done = record.begin(template, config.num_updates)
-        if done and progress:
-            print(record.resume_line(config.num_updates), file=sys.stderr, flush=True)
-        if record.changes:
-            runner = eqx.tree_at(
-                lambda r: r.agent,
-                runner,
-                take_hyperparams(runner.agent, template.agent),
-            )
-        sink = open_writers(
-            record,
+
+
+class Session:
+    """What every loop does around its updates: the run's record (folders,
+    ``config.json``, restore or start, checkpoints), the writers and the
+    reporter. A context manager; ``runner`` and ``done`` are where the loop
+    starts (restored, with hyperparameters of a changed config applied).
+
+    Args:
+        agent: the agent (its config is the default run config).
+        spec: the environment spec recorded by default.
+        config: the loop's config.
+        template: makes the state a run starts from (what checkpoints restore
+            into).
+        frames_per_update: environment steps per update, over all streams.
+        log_dir, writers, checkpoint_dir, progress, resume, run_config,
+        allow_config_change, provenance, evaluator, eval_every: as
+            :func:`train`.
+    """
+
+    def __init__(
+        self,
+        agent: Agent[Any, Any],
+        spec: Any,
+        config: LoopConfig,
+        template: Callable[[], RunnerState],
+        frames_per_update: int,
+        *,
+        log_dir: str | None,
+        writers: MetricWriter | None,
+        checkpoint_dir: str | None,
+        progress: bool,
+        resume: bool,
+        run_config: Any,
+        allow_config_change: bool,
+        provenance: Mapping[str, Any] | None,
+        evaluator: Callable[[Any, int], Mapping[str, float]] | None = None,
+        eval_every: int | None = None,
+    ):
+        self.record = RunRecord.from_loop(
             log_dir,
-            writers,
-            config.num_updates * frames_per_update,
-            progress,
-            int(runner.frames),
+            checkpoint_dir,
+            config,
+            run_config=default_run_config(agent, spec, config)
+            if run_config is None
+            else run_config,
+            resume=resume,
+            allow_config_change=allow_config_change,
+            provenance=provenance,
         )
-        report = Reporter(
-            sink, list(record.history), config.num_updates, evaluator, eval_every
-        )
+        self._template, self._log_dir, self._writers = template, log_dir, writers
+        self._progress, self._config = progress, config
+        self._frames_per_update = frames_per_update
+        self._evaluator, self._eval_every = evaluator, eval_every
+        self._sink: MultiWriter | None = None
+
+    def __enter__(self) -> Session:
+        record, config = self.record, self._config
+        record.__enter__()
         try:
-            loop = (
-                _train_jax if bool(getattr(env.spec, "is_jax", True)) else _train_host
+            template = self._template()
+            runner, done = record.begin(template, config.num_updates)
+            if done and self._progress:
+                print(record.resume_line(config.num_updates), file=sys.stderr)
+            if record.changes:
+                runner = eqx.tree_at(
+                    lambda r: r.agent,
+                    runner,
+                    take_hyperparams(runner.agent, template.agent),
+                )
+            self.runner, self.done = runner, done
+            self._sink = open_writers(
+                record,
+                self._log_dir,
+                self._writers,
+                config.num_updates * self._frames_per_update,
+                self._progress,
+                int(runner.frames),
             )
-            return loop(agent, env, key, config, report, record, runner, done)
+            self.report = Reporter(
+                self._sink,
+                list(record.history),
+                config.num_updates,
+                self._evaluator,
+                self._eval_every,
+            )
+        except BaseException:
+            record.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self._sink is not None:
+                self._sink.close()
         finally:
-            sink.close()
+            self.record.__exit__(*exc)
 
 
 def open_writers(
@@ -319,8 +407,12 @@ class Reporter:
         return scalars
 
 
-def _train_jax(agent, env, key, config, report, record, runner, done):
+def _train_jax(
+    agent: Agent[Any, Any], env: Any, config: LoopConfig, session: Session
+) -> TrainResult:
     chunk = eqx.filter_jit(run_updates)
+    record, report = session.record, session.report
+    runner, done = session.runner, session.done
     # The state as of the last completed report (what a Ctrl-C keeps, so that
     # the checkpoint and the logs agree).
     reported = (done, runner, int(runner.frames))
@@ -344,14 +436,127 @@ def _train_jax(agent, env, key, config, report, record, runner, done):
     return TrainResult(runner, report.history)
 
 
-def initial_run_state(agent: Agent, env: Any, key: jax.Array) -> RunnerState:
+@runtime_checkable
+class RolloutSource(Protocol):
+    """Where the rollout loop gets its batches (an actor here, Ray actors).
+
+    Attributes:
+        frames_per_update: environment steps per update, over all streams.
+    """
+
+    frames_per_update: int
+
+    def start(self, state: Any, done: int) -> None:
+        """Called once before the first batch."""
+        ...
+
+    def next_batch(self, state: Any, done: int) -> tuple[Trajectory, dict[str, float]]:
+        """The next learner batch and its per-update statistics (episodes that
+        ended, and any source-specific scalars)."""
+        ...
+
+    def updated(self, state: Any, done: int) -> None:
+        """Called after each update with the new state."""
+        ...
+
+    def report_scalars(self, learn_seconds: float, wall_seconds: float) -> dict:
+        """Scalars added to each report."""
+        ...
+
+    def run_state(self, state: Any, frames: int, final: bool = False) -> RunnerState:
+        """The checkpointed state (``final``: the one :func:`train` returns)."""
+        ...
+
+
+class ActorSource:
+    """Rollouts of one :class:`Actor` in this process, acting with the newest
+    parameters (the host loop)."""
+
+    def __init__(self, actor: Actor):
+        self.actor = actor
+        self.frames_per_update = actor.frames_per_rollout
+
+    def start(self, state: Any, done: int) -> None:
+        del state, done
+
+    def next_batch(self, state: Any, done: int) -> tuple[Trajectory, dict]:
+        del done
+        return self.actor.rollout(state)
+
+    def updated(self, state: Any, done: int) -> None:
+        del state, done
+
+    def report_scalars(self, learn_seconds: float, wall_seconds: float) -> dict:
+        del learn_seconds, wall_seconds
+        return {}
+
+    def run_state(self, state: Any, frames: int, final: bool = False) -> RunnerState:
+        a = self.actor
+        carry = a.carry if final else None
+        return host_run_state(
+            state, a.key, a.episode_return, a.episode_length, frames, carry
+        )
+
+
+def train_rollouts(
+    agent: Agent[Any, Any],
+    source: RolloutSource,
+    config: LoopConfig,
+    session: Session,
+) -> TrainResult:
+    """The rollout loop: batches from ``source``, a jitted ``agent.update`` on
+    each, a report every ``log_every`` updates, checkpoints as the record says.
+    """
+    update = eqx.filter_jit(agent.update)
+    record, report = session.record, session.report
+    state, done = session.runner.agent, session.done
+    frames = int(session.runner.frames)
+    source.start(state, done)
+    pending: list[dict] = []
+    t0, frames0, learn_s = time.perf_counter(), frames, 0.0
+
+    # The state as of the last completed report (what a Ctrl-C keeps, so that
+    # the checkpoint and the logs agree).
+    reported = (done, source.run_state(state, frames), frames)
+    try:
+        while done < config.num_updates:
+            batch, stats = source.next_batch(state, done)
+            t = time.perf_counter()
+            state, metrics = update(state, batch)
+            jax.block_until_ready(state.update_count)
+            learn_s += time.perf_counter() - t
+            done += 1
+            frames += source.frames_per_update
+            source.updated(state, done)
+            pending.append({**metrics, **stats, "frames": frames})
+            if len(pending) == config.log_every or done == config.num_updates:
+                stacked = stack_reports(pending)
+                check_finite(stacked, done - len(pending) + 1)
+                wall = max(time.perf_counter() - t0, 1e-9)
+                for name, value in source.report_scalars(learn_s, wall).items():
+                    stacked[name] = np.asarray(value)
+                report(stacked, done, t0, frames0, state)
+                pending, learn_s = [], 0.0
+                t0, frames0 = time.perf_counter(), frames
+                reported = (done, source.run_state(state, frames), frames)
+                record.maybe_save(
+                    done, reported[1], frames, final=done == config.num_updates
+                )
+    except KeyboardInterrupt:
+        # Ctrl-C: keep the work up to the last completed report.
+        record.maybe_save(*reported, final=True)
+        raise
+    return TrainResult(source.run_state(state, frames, final=True), report.history)
+
+
+def initial_run_state(agent: Agent[Any, Any], env: Any, key: jax.Array) -> RunnerState:
     """The state a run of ``agent`` on ``env`` starts from (what its checkpoints
     restore into): :func:`init_runner` for a JAX environment; for a host
     environment, parameters, optimizer state, RNG and counters (the simulator
     and the carries are not part of it)."""
     if bool(getattr(env.spec, "is_jax", True)):
         return init_runner(agent, env, key)
-    check_env_matches(getattr(agent, "spec", env.spec), env.spec)
+    check_env_matches(agent.spec, env.spec)
     return _host_template(agent, key)
 
 
@@ -361,51 +566,7 @@ def _host_template(agent, key):
     key = _raw_key(jnp.asarray(key))
     k_agent, _, k_run = jax.random.split(key, 3)
     n = agent.num_envs
-    return _host_run_state(agent.init(k_agent), k_run, np.zeros(n), np.zeros(n), 0)
-
-
-def _train_host(agent, env, key, config, report, record, run, done):
-    # Host simulators cannot be restored: on resume the environment restarts and
-    # so do the carries; parameters, optimizer state, RNG and counters resume.
-    k_env = jax.random.split(_raw_key(jnp.asarray(key)), 3)[1]
-    state = run.agent
-    actor = Actor(agent, env, k_env, run.key, state)
-    update = eqx.filter_jit(agent.update)
-    frames = int(run.frames)
-    pending: list[dict] = []
-    t0, frames0 = time.perf_counter(), frames
-    # The state as of the last report (what a Ctrl-C keeps).
-    snapshot = functools.partial(_host_run_state, state, *_actor_stats(actor, frames))
-    reported = (done, snapshot, frames)
-    try:
-        while done < config.num_updates:
-            batch, stats = actor.rollout(state)
-            frames += actor.frames_per_rollout
-            state, metrics = update(state, batch)
-            pending.append({**metrics, **stats, "frames": frames})
-            done += 1
-            if len(pending) == config.log_every or done == config.num_updates:
-                stacked = stack_reports(pending)
-                check_finite(stacked, done - len(pending) + 1)
-                report(stacked, done, t0, frames0, state)
-                pending, t0, frames0 = [], time.perf_counter(), frames
-                snapshot = functools.partial(
-                    _host_run_state, state, *_actor_stats(actor, frames)
-                )
-                reported = (done, snapshot, frames)
-                record.maybe_save(
-                    done, snapshot, frames, final=done == config.num_updates
-                )
-    except KeyboardInterrupt:
-        # Ctrl-C: keep the work up to the last completed report.
-        record.maybe_save(*reported, final=True)
-        raise
-    run = _host_run_state(state, *_actor_stats(actor, frames), carry=actor.carry)
-    return TrainResult(run, report.history)
-
-
-def _actor_stats(actor, frames):
-    return actor.key, actor.episode_return, actor.episode_length, frames
+    return host_run_state(agent.init(k_agent), k_run, np.zeros(n), np.zeros(n), 0)
 
 
 def stack_reports(pending: list[dict]) -> dict[str, np.ndarray]:
@@ -415,7 +576,7 @@ def stack_reports(pending: list[dict]) -> dict[str, np.ndarray]:
     )
 
 
-def _host_run_state(state, key, episode_return, episode_length, frames, carry=None):
+def host_run_state(state, key, episode_return, episode_length, frames, carry=None):
     """The checkpointed state of a host-environment run: no simulator state and
     (in checkpoints) no carry, since a host simulator cannot be restored."""
     return RunnerState(

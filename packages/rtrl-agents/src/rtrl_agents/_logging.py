@@ -84,6 +84,7 @@ class TensorBoardWriter:
         }
         exp, ssi, _ = hparams(hp, dict.fromkeys(metrics, 0.0))
         file_writer = self._writer.file_writer
+        assert file_writer is not None  # opened in __init__
         file_writer.add_summary(exp, 0)
         file_writer.add_summary(ssi, 0)
         self._writer.flush()
@@ -228,8 +229,9 @@ class MultiWriter:
     def write_config(self, config: Any, **kw: Any) -> None:
         """Passes the run's config to the writers that record it."""
         for w in self.writers:
-            if hasattr(w, "write_config"):
-                w.write_config(config, **kw)
+            write_config = getattr(w, "write_config", None)
+            if write_config is not None:
+                write_config(config, **kw)
 
     def close(self) -> None:
         for w in self.writers:

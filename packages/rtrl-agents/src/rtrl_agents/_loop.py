@@ -15,7 +15,14 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array
 
-from ._core import Agent, Trajectory, check_env_matches
+from ._core import (
+    AbstractAgentState,
+    Agent,
+    Trajectory,
+    check_env_matches,
+    episode_sums,
+    track_episodes,
+)
 
 
 class RunnerState(eqx.Module):
@@ -32,7 +39,7 @@ class RunnerState(eqx.Module):
         frames: environment steps taken so far, over all streams.
     """
 
-    agent: Any
+    agent: AbstractAgentState
     env_state: Any
     timestep: Any
     carry: Any
@@ -54,8 +61,7 @@ def init_runner(agent: Agent, env: Any, key: Array) -> RunnerState:
     Raises:
         ValueError: ``env`` is not the environment the agent was built for.
     """
-    if hasattr(agent, "spec"):
-        check_env_matches(agent.spec, env.spec)
+    check_env_matches(agent.spec, env.spec)
     key = _raw_key(key)
     k_agent, k_env, k_run = jax.random.split(key, 3)
     state = agent.init(k_agent)
@@ -73,16 +79,6 @@ def init_runner(agent: Agent, env: Any, key: Array) -> RunnerState:
     )
 
 
-def _episode_stats(ret, length, ts):
-    first = jnp.asarray(ts.first)
-    last = jnp.asarray(ts.terminated) | jnp.asarray(ts.truncated)
-    ret = jnp.where(first, 0.0, ret + jnp.asarray(ts.reward, jnp.float32))
-    length = jnp.where(first, 0, length + 1)
-    done_ret = jnp.sum(jnp.where(last, ret, 0.0))
-    done_len = jnp.sum(jnp.where(last, length, 0))
-    return ret, length, done_ret, done_len, jnp.sum(last)
-
-
 def collect(
     agent: Agent, env: Any, runner: RunnerState
 ) -> tuple[RunnerState, Trajectory, dict]:
@@ -93,8 +89,8 @@ def collect(
         key, k_act = jax.random.split(r.key)
         action, new_core, extras = agent.act(r.agent, r.carry, r.timestep, k_act)
         env_state, ts = env.step(r.env_state, action)
-        ep_ret, ep_len, dret, dlen, dn = _episode_stats(ep_ret, ep_len, ts)
-        out = (r.timestep, action, extras, (dret, dlen, dn))
+        ep_ret, ep_len, ended = track_episodes(ep_ret, ep_len, ts)
+        out = (r.timestep, action, extras, episode_sums(ep_ret, ep_len, ended))
         r = eqx.tree_at(
             lambda s: (s.env_state, s.timestep, s.carry, s.key),
             r,
@@ -130,16 +126,7 @@ def collect(
         runner,
         (ep_ret, ep_len, runner.frames + frames),
     )
-    dret, dlen, dn = (jnp.sum(x) for x in stats)
-    return (
-        runner,
-        batch,
-        {
-            "episode_return_sum": dret,
-            "episode_length_sum": dlen.astype(jnp.float32),
-            "episodes": dn.astype(jnp.float32),
-        },
-    )
+    return runner, batch, {k: jnp.sum(v).astype(jnp.float32) for k, v in stats.items()}
 
 
 def update_step(

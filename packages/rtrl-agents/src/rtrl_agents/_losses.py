@@ -10,7 +10,7 @@ stop every backward recursion.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -213,3 +213,23 @@ def obgd_scale(
     """
     bound = learning_rate * kappa * jnp.maximum(jnp.abs(delta), 1.0) * trace_l1
     return learning_rate / jnp.maximum(bound, 1.0)
+
+
+def eligibility_trace(
+    z_tm1: Any, grad_t: Any, decay_t: Array, mask_t: Array | float = 1.0
+) -> Any:
+    """One step of an accumulating eligibility trace over a pytree of parameters.
+
+    ``z_t = mask_t * (decay_t * z_tm1 + grad_t)``: the TD(lambda) trace
+    (``decay_t = gamma lambda``, 0 where an episode starts, which clears it);
+    ``mask_t = 0`` (a transition whose action was ignored) clears it and adds
+    nothing. The one trace update of the streaming actor-critic and the TD
+    predictor.
+
+    Args:
+        z_tm1: the previous trace (a pytree).
+        grad_t: the gradient to accumulate (the same pytree).
+        decay_t: the decay (a scalar).
+        mask_t: 1 for a real transition, 0 for an ignored one.
+    """
+    return jax.tree.map(lambda z, g: mask_t * (decay_t * z + g), z_tm1, grad_t)

@@ -368,7 +368,58 @@ def check_action_space(config: HeadConfig, action_space: Any) -> str:
     return want
 
 
-class ActorCriticNet(eqx.Module):
+class AbstractRecurrentNet(eqx.Module):
+    """A network around a recurrent core (any rtrl-cells cell, or none).
+
+    The wiring every network shares: the episode-start carry, running the core
+    with the configured gradient method (or the identity without a core), one
+    step with the method's step method, and the carry a learner keeps per step.
+    Subclasses add what goes in and out (:class:`ActorCriticNet`,
+    :class:`~rtrl_agents.PredictionNet`).
+    """
+
+    core: eqx.AbstractVar[rc.AbstractCell | None]
+    method: eqx.AbstractVar[str]
+
+    def initial_carry(self) -> Any:
+        """The carry of one stream at the start (a dummy scalar without a core)."""
+        if self.core is None:
+            return jnp.zeros((), _float_dtype())
+        return self.core.init_carry()
+
+    def stored_carry(self, carry: Any) -> Any:
+        """What a learner that re-runs from ``carry`` with :attr:`method` needs
+        of it: the state, and the RTRL traces only for methods that use them
+        (``carry.for_method``). Learners that keep a carry per step keep this."""
+        if self.core is None:
+            return carry
+        return carry.for_method(self.method)
+
+    def run_core(
+        self, carry: Any, xs: Array, resets: Bool[Array, " T"], method: Any = None
+    ) -> tuple[Array, Any]:
+        """The core over ``T`` steps: ``(hs (T, F), carry_T)``; without a core the
+        inputs pass through.
+
+        Args:
+            carry: one stream's carry.
+            xs: the core's inputs ``(T, F_in)``.
+            resets: ``(T,)`` bool.
+            method: the cell's unroll method (a name or an
+                ``rtrl_cells.GradientMethod``); default: :attr:`method`.
+        """
+        if self.core is None:
+            return xs, carry
+        method = rc.method(self.method) if method is None else method
+        return self.core.unroll(carry, xs, resets, method=method)
+
+    def step_method(self) -> rc.GradientMethod:
+        """How one step is taken: online RTRL for RTRL methods, the state alone
+        for truncated BPTT (``rtrl_cells.GradientMethod.step_method``)."""
+        return rc.method(self.method).step_method
+
+
+class ActorCriticNet(AbstractRecurrentNet):
     """Torso -> (clipped previous reward) -> recurrent core -> policy, value.
 
     One stream, unbatched. ``core`` is any rtrl-cells cell, or ``None`` for the
@@ -407,6 +458,11 @@ class ActorCriticNet(eqx.Module):
             cell: an rtrl-cells cell to use instead of building the one
                 ``config.core`` names; it must be of that kind and size (see
                 :func:`make_core`) and take the torso's output.
+
+        Raises:
+            ValueError: (one line) an action space the heads cannot serve, an
+                observation shape the torso cannot take, or a cell that
+                contradicts the config.
         """
         dist = check_action_space(config.heads, action_space)
         self.observation_shape = tuple(int(d) for d in obs_shape)
@@ -434,12 +490,6 @@ class ActorCriticNet(eqx.Module):
         self.reward_input = config.torso.reward_input
         self.reward_clip = reward_clip
 
-    def initial_carry(self) -> Any:
-        """The carry of one stream at the start of an episode."""
-        if self.core is None:
-            return jnp.zeros((), _float_dtype())
-        return self.core.init_carry()
-
     def _features(self, obs: Array, reward: Array) -> Array:
         feats = jax.vmap(self.torso)(obs)
         if self.reward_input:
@@ -455,7 +505,7 @@ class ActorCriticNet(eqx.Module):
         obs: Array,
         reward: Float[Array, " T"],
         first: Bool[Array, " T"],
-        method: str | None = None,
+        method: Any = None,
     ) -> tuple[Array, Float[Array, " T"], Any]:
         """Runs ``T`` steps of one stream from ``carry``.
 
@@ -469,6 +519,9 @@ class ActorCriticNet(eqx.Module):
 
         Returns:
             ``(policy_params (T, P), values (T,), carry_T)``.
+
+        Raises:
+            ValueError: observations of another shape than the network's.
         """
         if tuple(obs.shape[1:]) != self.observation_shape:
             raise ValueError(
@@ -476,12 +529,9 @@ class ActorCriticNet(eqx.Module):
                 f"{self.observation_shape}, got {tuple(obs.shape[1:])}: build the "
                 "agent from this environment's spec."
             )
-        feats = self._features(obs, reward)
-        if self.core is None:
-            hs, carry_T = feats, carry
-        else:
-            method = rc.method(self.method) if method is None else method
-            hs, carry_T = self.core.unroll(carry, feats, first, method=method)
+        hs, carry_T = self.run_core(
+            carry, self._features(obs, reward), first, method=method
+        )
         return jax.vmap(self.policy)(hs), jax.vmap(self.value)(hs), carry_T
 
     def step(
@@ -490,12 +540,12 @@ class ActorCriticNet(eqx.Module):
         obs_t: Array,
         reward_t: Array,
         first_t: Array,
-        method: str | None = None,
+        method: Any = None,
     ) -> tuple[Array, Array, Any]:
         """One actor step: ``(policy_params_t, v_t, carry)``.
 
         RTRL cores advance their traces (online RTRL); TBPTT cores only their
-        state (``self.method``'s ``step_method``). ``method`` overrides it
+        state (:meth:`step_method`). ``method`` overrides it
         (``rtrl_cells.BPTT``: state only).
         """
         p, v, carry = self.unroll(
@@ -503,7 +553,7 @@ class ActorCriticNet(eqx.Module):
             obs_t[None],
             jnp.asarray(reward_t)[None],
             jnp.asarray(first_t)[None],
-            method=rc.method(self.method).step_method if method is None else method,
+            method=self.step_method() if method is None else method,
         )
         return p[0], v[0], carry
 

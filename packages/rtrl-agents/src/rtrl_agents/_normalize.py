@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array
+from jaxtyping import Array, ArrayLike
 
 
 class RunningMeanStd(NamedTuple):
@@ -42,7 +42,7 @@ def running_mean_std_init(
 
 
 def running_mean_std_update(
-    rms: RunningMeanStd, x: Array, mask: Array | None = None
+    rms: RunningMeanStd, x: ArrayLike, mask: ArrayLike | None = None
 ) -> RunningMeanStd:
     """Merges the samples ``x`` (leading axis: samples) into ``rms``.
 
@@ -59,7 +59,7 @@ def running_mean_std_update(
         The updated moments (unchanged if no sample counts).
     """
     x = jnp.asarray(x, rms.mean.dtype)
-    w = jnp.ones(x.shape[:1], x.dtype) if mask is None else mask.astype(x.dtype)
+    w = jnp.ones(x.shape[:1], x.dtype) if mask is None else jnp.asarray(mask, x.dtype)
     wb = w.reshape(w.shape + (1,) * (x.ndim - 1))
     n = jnp.sum(w)
     safe_n = jnp.maximum(n, 1.0)
@@ -79,7 +79,7 @@ def running_mean_std_update(
 
 
 def normalize(
-    rms: RunningMeanStd, x: Array, clip: float | None = None, eps: float = 1e-8
+    rms: RunningMeanStd, x: ArrayLike, clip: float | None = None, eps: float = 1e-8
 ) -> Array:
     """``(x - mean) / sqrt(var + eps)``, clipped to ``[-clip, clip]`` if given."""
     y = (jnp.asarray(x, rms.mean.dtype) - rms.mean) / jnp.sqrt(rms.var + eps)
@@ -105,10 +105,10 @@ def reward_scaler_init(num_streams: int, dtype=jnp.float32) -> RewardScaler:
 
 def scale_rewards(
     scaler: RewardScaler,
-    rewards: Array,
-    starts: Array,
+    rewards: ArrayLike,
+    starts: ArrayLike,
     discount: float,
-    mask: Array | None = None,
+    mask: ArrayLike | None = None,
     eps: float = 1e-8,
 ) -> tuple[Array, RewardScaler]:
     """Scales a rollout's rewards by the std of the discounted return.
@@ -131,7 +131,7 @@ def scale_rewards(
         ``(scaled_rewards, scaler)``.
     """
     rewards = jnp.asarray(rewards, scaler.returns.dtype)
-    m = jnp.ones_like(rewards) if mask is None else mask.astype(rewards.dtype)
+    m = jnp.ones_like(rewards) if mask is None else jnp.asarray(mask, rewards.dtype)
 
     def step(g, inp):
         r, s, mt = inp
@@ -139,7 +139,7 @@ def scale_rewards(
         g_new = jnp.where(mt > 0, g_new, g)
         return g_new, g_new
 
-    g_T, gs = _scan_time(step, scaler.returns, (rewards, starts, m))
+    g_T, gs = _scan_time(step, scaler.returns, (rewards, jnp.asarray(starts), m))
     rms = running_mean_std_update(scaler.return_rms, gs.reshape(-1), m.reshape(-1))
     scaled = rewards / jnp.sqrt(rms.var + eps)
     return scaled, RewardScaler(g_T, rms)

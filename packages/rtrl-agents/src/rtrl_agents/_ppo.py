@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
-from jaxtyping import Array
+from jaxtyping import Array, Int, PRNGKeyArray
 
 import rtrl_cells as rc
 
 from ._config import PPOConfig
 from ._core import (
-    AbstractActorCritic,
-    AgentState,
+    AbstractOptimizedState,
+    Agent,
+    Carry,
+    Hyperparams,
+    Metrics,
     Trajectory,
+    actor_critic_agent,
     actor_step,
-    apply_if_finite,
-    batched_initial_carry,
-    injected_learning_rate,
+    apply_gradients,
+    check_config,
+    hyperparams,
+    network_factory,
 )
 from ._losses import gae, ppo_clip_loss, transitions
 from ._networks import ActorCriticNet
@@ -35,10 +41,14 @@ from ._normalize import (
 )
 
 
-class PPOState(NamedTuple):
-    """PPO's agent-specific state (``AgentState.extra``).
+class PPOState(AbstractOptimizedState):
+    """PPO's state.
 
     Attributes:
+        params: the network.
+        opt_state: Adam's moments (and the clip's state).
+        hyperparams: the step size.
+        update_count: updates (rollouts learned from) applied.
         key: the minibatch shuffling key.
         obs_rms: running observation moments (``None`` if
             ``normalize_observations`` is off).
@@ -46,15 +56,13 @@ class PPOState(NamedTuple):
             (``None`` if ``normalize_rewards`` is off).
     """
 
+    params: ActorCriticNet
+    hyperparams: Hyperparams
+    update_count: Int[Array, ""]
+    opt_state: optax.OptState
     key: Array
     obs_rms: RunningMeanStd | None
     reward_scaler: RewardScaler | None
-
-
-class _ActorInput(NamedTuple):
-    observation: Array
-    reward: Array
-    first: Array
 
 
 class PPOExtras(NamedTuple):
@@ -64,257 +72,325 @@ class PPOExtras(NamedTuple):
     """Behaviour policy parameters."""
     value: Array
     """``V(x_t)`` under the behaviour parameters."""
-    carry: Any
-    """The core carry (state and RTRL traces) from *before* step ``t``."""
+    carry: Carry
+    """The core carry from *before* step ``t``, as the learner's gradient method
+    needs it (``ActorCriticNet.stored_carry``): the state, and the RTRL traces
+    only for RTRL methods (a TBPTT or feedforward core stores no traces)."""
 
 
-def _step_carries(net: ActorCriticNet, carry_0, obs, reward, first):
-    """Re-runs one stream with ``net``: the carry before each step, and after."""
+class _ActorInput(NamedTuple):
+    observation: Array
+    reward: Array
+    first: Array
+
+
+class PPOMinibatch(NamedTuple):
+    """``N`` training sequences of ``L`` steps (what :func:`ppo_loss` takes).
+
+    Attributes:
+        carry_0: ``(N, ...)`` the carry before each sequence's first step.
+        observation: ``(N, L, *obs_shape)`` (normalised).
+        reward: ``(N, L)`` the reward input that arrived with each observation.
+        first: ``(N, L)`` bool.
+        action: ``(N, L, ...)``.
+        logp_old: ``(N, L)`` the behaviour policy's log-probabilities.
+        advantage: ``(N, L)``.
+        return_: ``(N, L)`` value targets.
+        mask: ``(N, L)`` 1 for real transitions.
+    """
+
+    carry_0: Carry
+    observation: Array
+    reward: Array
+    first: Array
+    action: Array
+    logp_old: Array
+    advantage: Array
+    return_: Array
+    mask: Array
+
+
+def ppo_loss(
+    net: ActorCriticNet, minibatch: PPOMinibatch, config: PPOConfig
+) -> tuple[Array, Metrics]:
+    """PPO's loss on a minibatch of sequences, each re-run from its carry.
+
+    ``clip + value_cost * 0.5 (v - R)^2 - entropy_cost * H``, averaged over the
+    real transitions; advantages standardised over the minibatch when
+    ``config.normalize_advantages``.
+
+    Returns:
+        ``(total, metrics)``: ``loss``, ``policy_loss``, ``value_loss``,
+        ``entropy``, ``clip_fraction``.
+    """
+
+    def one(c0, obs, rew, first, action):
+        p, v, _ = net.unroll(c0, obs, rew, first)
+        logp = jax.vmap(net.policy.log_prob)(p, action)
+        return logp, v, jax.vmap(net.policy.entropy)(p)
+
+    mb = minibatch
+    logp, v, ent = jax.vmap(one)(
+        mb.carry_0, mb.observation, mb.reward, mb.first, mb.action
+    )
+    logp, v, ent, logp_old, adv, ret, mask = (
+        x.reshape(-1)
+        for x in (logp, v, ent, mb.logp_old, mb.advantage, mb.return_, mb.mask)
+    )
+    n = jnp.maximum(jnp.sum(mask), 1.0)
+    if config.normalize_advantages:
+        mean = jnp.sum(mask * adv) / n
+        std = jnp.sqrt(jnp.sum(mask * (adv - mean) ** 2) / n)
+        adv = (adv - mean) / (std + 1e-8)
+    ratio = jnp.exp(logp - logp_old)
+    pg = jnp.sum(mask * ppo_clip_loss(ratio, adv, config.clip_eps)) / n
+    vl = 0.5 * jnp.sum(mask * (v - ret) ** 2) / n
+    en = jnp.sum(mask * ent) / n
+    total = pg + config.value_cost * vl - config.entropy_cost * en
+    clipfrac = jnp.sum(mask * (jnp.abs(ratio - 1.0) > config.clip_eps)) / n
+    return total, {
+        "loss": total,
+        "policy_loss": pg,
+        "value_loss": vl,
+        "entropy": en,
+        "clip_fraction": clipfrac,
+    }
+
+
+def _carries_before_each_step(net: ActorCriticNet, carry_0, obs, reward, first):
+    """Re-runs one stream with ``net``: the stored carry before each step."""
 
     def body(c, inp):
         o, r, f = inp
         _, _, c_new = net.step(c, o, r, f)
         return c_new, c
 
-    return jax.lax.scan(body, carry_0, (obs, reward, first))
+    return jax.lax.scan(body, net.stored_carry(carry_0), (obs, reward, first))[1]
 
 
-class PPO(AbstractActorCritic):
+def _bootstrap_value(net: ActorCriticNet, carries, obs, reward, first) -> Array:
+    """``V(x_T)`` of one stream: two steps from the carry before step ``T - 1``."""
+    last_c = jax.tree.map(lambda x: x[-1], carries)
+    _, _, c = net.step(last_c, obs[-2], reward[-2], first[-2])
+    _, v_last, _ = net.step(c, obs[-1], reward[-1], first[-1])
+    return jax.lax.stop_gradient(v_last)
+
+
+def ppo(
+    config: PPOConfig, spec: Any, *, cell: rc.AbstractCell | None = None
+) -> Agent[PPOState, PPOExtras]:
     """Proximal policy optimisation with an RTRL (or TBPTT, or no) core.
 
     The rollout is cut into sequences of ``sequence_length`` steps; each is
-    re-run from the carry stored before its first step with the learner's method.
-    With ``sequence_length=1`` and an RTRL core this is the RTU paper's recipe:
-    single-step samples, each re-stepped from the stored state and traces, whose
-    RTRL gradient reaches through the whole past via the traces. ``traces``
-    chooses whether those stored carries are the actor's (``"stale"``) or are
-    recomputed with the current parameters before every epoch (``"refresh"``).
+    re-run from the carry stored before its first step with the learner's
+    method (:func:`ppo_loss`). With ``sequence_length=1`` and an RTRL core this
+    is the RTU paper's recipe: single-step samples, each re-stepped from the
+    stored state and traces, whose RTRL gradient reaches through the whole past
+    via the traces. ``traces`` chooses whether those stored carries are the
+    actor's (``"stale"``) or are recomputed with the current parameters before
+    every epoch (``"refresh"``). The actor stores per step only what the method
+    needs: the state for TBPTT and feedforward cores, the traces too for RTRL.
+
+    Observations are normalised and rewards scaled by running statistics in the
+    state (frozen during a rollout; ``update`` uses the same ones, then merges
+    the rollout in).
 
     Args:
         config: the agent's configuration.
         spec: the environment's spec.
         cell: optionally, any rtrl-cells cell to use as the core.
+
+    Returns:
+        The agent.
+
+    Raises:
+        ValueError: (one line) a config of another type, sequences that do not
+            split into the minibatches, or a network that cannot serve ``spec``.
     """
-
-    config_type = PPOConfig
-
-    def __init__(
-        self, config: PPOConfig, spec: Any, *, cell: rc.AbstractCell | None = None
-    ):
-        if not isinstance(config, PPOConfig):
-            raise ValueError(f"PPO needs a PPOConfig, got {type(config).__name__}.")
-        num_seq = int(spec.num_envs) * config.rollout_length // config.sequence_length
-        if num_seq % config.num_minibatches:
-            raise ValueError(
-                f"PPO: {num_seq} sequences per rollout (num_envs x rollout_length / "
-                f"sequence_length) do not split into num_minibatches="
-                f"{config.num_minibatches}; choose a divisor."
-            )
-        super().__init__(config, spec, cell=cell)
-        self.rollout_length = config.rollout_length
-        self._num_seq = num_seq
-        self.optimizer = optax.chain(
-            optax.clip_by_global_norm(config.max_grad_norm),
-            optax.inject_hyperparams(optax.adam)(
-                learning_rate=config.learning_rate, eps=config.adam_eps
-            ),
+    check_config(config, PPOConfig, "ppo")
+    num_envs = int(spec.num_envs)
+    T, L = config.rollout_length, config.sequence_length
+    num_seq = num_envs * T // L
+    if num_seq % config.num_minibatches:
+        raise ValueError(
+            f"PPO: {num_seq} sequences per rollout (num_envs x rollout_length / "
+            f"sequence_length) do not split into num_minibatches="
+            f"{config.num_minibatches}; choose a divisor."
         )
+    make_net = network_factory(config, spec, cell)
+    # The step size is applied from the state (apply_gradients).
+    optimizer = optax.chain(
+        optax.clip_by_global_norm(config.max_grad_norm),
+        optax.scale_by_adam(eps=config.adam_eps),
+    )
 
-    def init(self, key: Array) -> AgentState:
-        """Fresh parameters, optimizer state, shuffling key and normalisers."""
-        cfg = self.config
+    def init(key: PRNGKeyArray) -> PPOState:
         k_net, k_shuffle = jax.random.split(key)
-        net = self._make_net(k_net)
-        opt_state = self.optimizer.init(eqx.filter(net, eqx.is_inexact_array))
+        net = make_net(k_net)
+        opt_state = optimizer.init(eqx.filter(net, eqx.is_inexact_array))
         dtype = jnp.zeros(()).dtype
         obs_rms = (
-            running_mean_std_init(tuple(self.spec.observation_shape), dtype=dtype)
-            if cfg.normalize_observations
+            running_mean_std_init(tuple(spec.observation_shape), dtype=dtype)
+            if config.normalize_observations
             else None
         )
         scaler = (
-            reward_scaler_init(self.num_envs, dtype) if cfg.normalize_rewards else None
+            reward_scaler_init(num_envs, dtype) if config.normalize_rewards else None
         )
-        extra = PPOState(k_shuffle, obs_rms, scaler)
-        return AgentState(net, opt_state, jnp.zeros((), jnp.int32), extra)
+        return PPOState(
+            params=net,
+            hyperparams=hyperparams(config.learning_rate),
+            update_count=jnp.zeros((), jnp.int32),
+            opt_state=opt_state,
+            key=k_shuffle,
+            obs_rms=obs_rms,
+            reward_scaler=scaler,
+        )
 
-    def _normalize_obs(self, state: AgentState, obs: Array) -> Array:
-        rms = state.extra.obs_rms
-        if rms is None:
+    def normalize_obs(state: PPOState, obs: Array) -> Array:
+        if state.obs_rms is None:
             return obs
-        cfg = self.config
-        return normalize(rms, obs, cfg.observation_clip, cfg.normalize_eps)
-
-    def initial_carry(self, state: AgentState) -> Any:
-        """The batched carry at the start of every stream's first episode."""
-        return batched_initial_carry(state.params, self.num_envs)
+        return normalize(
+            state.obs_rms, obs, config.observation_clip, config.normalize_eps
+        )
 
     def act(
-        self, state: AgentState, carry: Any, timestep: Any, key: Array, greedy=False
-    ):
-        """Samples actions and steps the core; records the carry before the step.
-
-        Observations are normalised with the state's statistics (frozen during a
-        rollout; ``update`` uses the same ones, then merges the rollout in).
-        """
+        state: PPOState,
+        carry: Carry,
+        timestep: Any,
+        key: PRNGKeyArray,
+        greedy: bool = False,
+    ) -> tuple[Array, Carry, PPOExtras]:
         ts = _ActorInput(
-            self._normalize_obs(state, jnp.asarray(timestep.observation)),
+            normalize_obs(state, jnp.asarray(timestep.observation)),
             jnp.asarray(timestep.reward),
             jnp.asarray(timestep.first),
         )
         action, new_carry, out = actor_step(state.params, carry, ts, key, greedy)
-        return action, new_carry, PPOExtras(out.policy, out.value, carry)
+        stored = jax.vmap(state.params.stored_carry)(carry)
+        return action, new_carry, PPOExtras(out.policy, out.value, stored)
 
-    def _minibatch_loss(self, net: ActorCriticNet, mb):
-        cfg = self.config
-
-        def one(c0, obs, rew, first, action, old_logp, adv, ret, mask):
-            p, v, _ = net.unroll(c0, obs, rew, first)
-            logp = jax.vmap(net.policy.log_prob)(p, action)
-            ent = jax.vmap(net.policy.entropy)(p)
-            return logp - old_logp, v, ent, adv, ret, mask
-
-        ratio_lp, v, ent, adv, ret, mask = jax.vmap(one)(*mb)
-        ratio_lp, v, ent, adv, ret, mask = (
-            x.reshape(-1) for x in (ratio_lp, v, ent, adv, ret, mask)
-        )
-        n = jnp.maximum(jnp.sum(mask), 1.0)
-        if cfg.normalize_advantages:
-            mean = jnp.sum(mask * adv) / n
-            std = jnp.sqrt(jnp.sum(mask * (adv - mean) ** 2) / n)
-            adv = (adv - mean) / (std + 1e-8)
-        ratio = jnp.exp(ratio_lp)
-        pg = jnp.sum(mask * ppo_clip_loss(ratio, adv, cfg.clip_eps)) / n
-        vl = 0.5 * jnp.sum(mask * (v - ret) ** 2) / n
-        en = jnp.sum(mask * ent) / n
-        total = pg + cfg.value_cost * vl - cfg.entropy_cost * en
-        clipfrac = jnp.sum(mask * (jnp.abs(ratio - 1.0) > cfg.clip_eps)) / n
-        return total, {
-            "loss": total,
-            "policy_loss": pg,
-            "value_loss": vl,
-            "entropy": en,
-            "clip_fraction": clipfrac,
-        }
-
-    def update(
-        self, state: AgentState, batch: Trajectory
-    ) -> tuple[AgentState, dict[str, Array]]:
-        """``num_epochs`` passes of ``num_minibatches`` Adam steps over a rollout."""
-        cfg = self.config
-        net = state.params
-        T, L = cfg.rollout_length, cfg.sequence_length
-        ext: PPOState = state.extra
-        # Normalise with the statistics the actor used, then merge the rollout's
-        # observations (each counted once: the last is the next rollout's first).
-        raw_obs = batch.observation
-        batch = batch._replace(observation=self._normalize_obs(state, raw_obs))
-        obs_rms = ext.obs_rms
+    def merge_statistics(
+        state: PPOState, batch: Trajectory
+    ) -> tuple[Array, RunningMeanStd | None, RewardScaler | None]:
+        """The learner's rewards, and the statistics with the rollout merged in
+        (each observation counted once: the last is the next rollout's first)."""
+        obs_rms = state.obs_rms
         if obs_rms is not None:
-            seen = raw_obs[:, :-1]
+            seen = batch.observation[:, :-1]
             obs_rms = running_mean_std_update(
                 obs_rms, seen.reshape(-1, *seen.shape[2:])
             )
-        learn_reward = batch.reward
-        scaler = ext.reward_scaler
+        reward = batch.reward
+        scaler = state.reward_scaler
         if scaler is not None:
-            mask_all = 1.0 - (batch.terminated[:, :-1] | batch.truncated[:, :-1])
+            mask = 1.0 - (batch.terminated[:, :-1] | batch.truncated[:, :-1])
             scaled, scaler = scale_rewards(
                 scaler,
                 batch.reward[:, 1:],
                 batch.first[:, :-1],
-                cfg.discount,
-                mask_all,
-                cfg.normalize_eps,
+                config.discount,
+                mask,
+                config.normalize_eps,
             )
-            learn_reward = jnp.concatenate(
-                [batch.reward[:, :1].astype(scaled.dtype), scaled], 1
-            )
-        obs, rew, first = (
-            batch.observation[:, :-1],
-            batch.reward[:, :-1],
-            batch.first[:, :-1],
-        )
+            reward = jnp.concatenate([reward[:, :1].astype(scaled.dtype), scaled], 1)
+        return reward, obs_rms, scaler
 
-        def bootstrap(extras_carry, obs_full, rew_full, first_full):
-            last_c = jax.tree.map(lambda x: x[-1], extras_carry)
-            _, _, c = net.step(last_c, obs_full[-2], rew_full[-2], first_full[-2])
-            _, v_last, _ = net.step(c, obs_full[-1], rew_full[-1], first_full[-1])
-            return jax.lax.stop_gradient(v_last)
-
-        v_last = jax.vmap(bootstrap)(
+    def advantages(net: ActorCriticNet, batch: Trajectory, reward: Array):
+        """GAE advantages, returns and masks, ``(B, T)`` each."""
+        v_last = jax.vmap(lambda c, o, r, f: _bootstrap_value(net, c, o, r, f))(
             batch.extras.carry, batch.observation, batch.reward, batch.first
         )
         values = jnp.concatenate([batch.extras.value, v_last[:, None]], 1)
 
-        def advantages(rw, term, trunc, vals):
-            tr = transitions(rw, term, trunc, cfg.discount, cfg.reward_clip)
-            adv = gae(tr.r_t, tr.discount_t, vals, cfg.gae_lambda, tr.mask_t)
+        def one(rw, term, trunc, vals):
+            tr = transitions(rw, term, trunc, config.discount, config.reward_clip)
+            adv = gae(tr.r_t, tr.discount_t, vals, config.gae_lambda, tr.mask_t)
             return adv, tr.mask_t
 
-        adv, mask = jax.vmap(advantages)(
-            learn_reward, batch.terminated, batch.truncated, values
+        adv, mask = jax.vmap(one)(reward, batch.terminated, batch.truncated, values)
+        return adv, adv + batch.extras.value, mask
+
+    def sequences(carries: Carry, batch: Trajectory, logp_old, adv, ret, mask):
+        """The rollout as ``num_seq`` sequences of ``L`` steps."""
+
+        def cut(x):
+            return x.reshape(x.shape[0] * (T // L), L, *x.shape[2:])
+
+        starts = jax.tree.map(lambda x: x[:, ::L].reshape(-1, *x.shape[2:]), carries)
+        return PPOMinibatch(
+            starts,
+            cut(batch.observation[:, :-1]),
+            cut(batch.reward[:, :-1]),
+            cut(batch.first[:, :-1]),
+            cut(batch.action),
+            cut(logp_old),
+            cut(adv),
+            cut(ret),
+            cut(mask),
         )
-        ret = adv + batch.extras.value
-        old_logp = jax.vmap(jax.vmap(net.policy.log_prob))(
+
+    def minibatch_step(state: PPOState, mb: PPOMinibatch):
+        (loss, metrics), grads = eqx.filter_value_and_grad(ppo_loss, has_aux=True)(
+            state.params, mb, config
+        )
+        lr = state.hyperparams.learning_rate
+        state, guard = apply_gradients(state, grads, optimizer, lr, loss)
+        return state, {**metrics, **guard}
+
+    def update(state: PPOState, batch: Trajectory) -> tuple[PPOState, Metrics]:
+        """``num_epochs`` passes of ``num_minibatches`` Adam steps over a rollout."""
+        reward, obs_rms, scaler = merge_statistics(state, batch)
+        # Normalised with the statistics the actor used.
+        batch = batch._replace(observation=normalize_obs(state, batch.observation))
+        net = state.params
+        adv, ret, mask = advantages(net, batch, reward)
+        logp_old = jax.vmap(jax.vmap(net.policy.log_prob))(
             batch.extras.policy, batch.action
         )
 
-        def to_seq(x):
-            return x.reshape(x.shape[0] * (T // L), L, *x.shape[2:])
-
-        def seq_starts(carries):
-            return jax.tree.map(lambda x: x[:, ::L].reshape(-1, *x.shape[2:]), carries)
-
-        def epoch(carry, key):
-            st = carry
-            if cfg.traces == "refresh":
-                _, carries = jax.vmap(
-                    lambda c0, o, r, f: _step_carries(st.params, c0, o, r, f)
-                )(batch.carry_0, obs, rew, first)
+        def epoch(st: PPOState, key: PRNGKeyArray):
+            if config.traces == "refresh":
+                carries = jax.vmap(
+                    lambda c0, o, r, f: _carries_before_each_step(
+                        st.params, c0, o, r, f
+                    )
+                )(
+                    batch.carry_0,
+                    batch.observation[:, :-1],
+                    batch.reward[:, :-1],
+                    batch.first[:, :-1],
+                )
             else:
                 carries = batch.extras.carry
-            data = (
-                seq_starts(carries),
-                to_seq(obs),
-                to_seq(rew),
-                to_seq(first),
-                to_seq(batch.action),
-                to_seq(old_logp),
-                to_seq(adv),
-                to_seq(ret),
-                to_seq(mask),
-            )
-            perm = jax.random.permutation(key, self._num_seq)
+            data = sequences(carries, batch, logp_old, adv, ret, mask)
+            perm = jax.random.permutation(key, num_seq)
             mbs = jax.tree.map(
-                lambda x: x[perm].reshape(cfg.num_minibatches, -1, *x.shape[1:]), data
+                lambda x: x[perm].reshape(config.num_minibatches, -1, *x.shape[1:]),
+                data,
             )
+            return jax.lax.scan(minibatch_step, st, mbs)
 
-            def minibatch(s, mb):
-                (loss, metrics), grads = eqx.filter_value_and_grad(
-                    self._minibatch_loss, has_aux=True
-                )(s.params, mb)
-                s, guard = apply_if_finite(s, grads, self.optimizer, loss)
-                return s, {**metrics, **guard}
-
-            return jax.lax.scan(minibatch, st, mbs)
-
-        key, k_epochs = jax.random.split(ext.key)
-        keys = jax.random.split(k_epochs, cfg.num_epochs)
-        new_state, metrics = jax.lax.scan(epoch, state, keys)
-        new_state = AgentState(
-            new_state.params,
-            new_state.opt_state,
-            state.update_count + 1,
-            PPOState(key, obs_rms, scaler),
+        key, k_epochs = jax.random.split(state.key)
+        trained, metrics = jax.lax.scan(
+            epoch, state, jax.random.split(k_epochs, config.num_epochs)
+        )
+        new_state = dataclasses.replace(
+            trained,
+            update_count=state.update_count + 1,
+            key=key,
+            obs_rms=obs_rms,
+            reward_scaler=scaler,
         )
         out = {
-            k: jnp.mean(v) for k, v in metrics.items() if not k.startswith("nonfinite")
+            k: jnp.max(v) if k.startswith("nonfinite") else jnp.mean(v)
+            for k, v in metrics.items()
         }
-        for k in metrics:
-            if k.startswith("nonfinite"):
-                out[k] = jnp.max(metrics[k])
-        out["learning_rate"] = injected_learning_rate(state.opt_state)
+        out["learning_rate"] = state.hyperparams.learning_rate
         if scaler is not None:
-            out["reward_scale"] = jnp.sqrt(scaler.return_rms.var + cfg.normalize_eps)
+            out["reward_scale"] = jnp.sqrt(scaler.return_rms.var + config.normalize_eps)
         return new_state, out
+
+    return actor_critic_agent(
+        config, spec, init, update, act, per_stream_state=config.normalize_rewards
+    )

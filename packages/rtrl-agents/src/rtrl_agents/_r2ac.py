@@ -8,29 +8,51 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
-from jaxtyping import Array
+from jaxtyping import Array, Int, PRNGKeyArray
 
 import rtrl_cells as rc
 
 from ._config import R2ACConfig
 from ._core import (
-    AbstractActorCritic,
+    AbstractOptimizedState,
     ActorOutput,
-    AgentState,
+    Agent,
+    Hyperparams,
+    Metrics,
     Trajectory,
-    actor_step,
-    apply_if_finite,
-    batched_initial_carry,
-    injected_learning_rate,
+    actor_critic_agent,
+    apply_gradients,
+    check_config,
+    hyperparams,
+    network_factory,
+    per_stream,
 )
-from ._losses import transitions, vtrace_actor_critic_loss
+from ._losses import ActorCriticLosses, transitions, vtrace_actor_critic_loss
 from ._networks import ActorCriticNet
 
 
-def _linear_decay(total: int | None):
+class R2ACState(AbstractOptimizedState):
+    """R2AC's state.
+
+    Attributes:
+        params: the network.
+        opt_state: RMSProp's moments (and the clip's state).
+        hyperparams: the base step size.
+        update_count: updates applied (the step-size decay is a function of it).
+    """
+
+    params: ActorCriticNet
+    hyperparams: Hyperparams
+    update_count: Int[Array, ""]
+    opt_state: optax.OptState
+
+
+def linear_decay(count: Array, total: int | None) -> Array:
+    """The seed's step-size factor: ``1 - count / total``, clipped to [0, 1]
+    (1 when ``total`` is ``None``)."""
     if total is None:
-        return lambda count: jnp.ones((), jnp.float32)
-    return lambda count: jnp.clip(1.0 - count / total, 0.0, 1.0)
+        return jnp.ones((), jnp.float32)
+    return jnp.clip(1.0 - count / total, 0.0, 1.0)
 
 
 def r2ac_stream_loss(
@@ -43,9 +65,19 @@ def r2ac_stream_loss(
     terminated: Array,
     truncated: Array,
     config: R2ACConfig,
-):
+) -> ActorCriticLosses:
     """The seed's losses for one stream from the network's outputs on ``T + 1``
-    steps: ``(policy, baseline, entropy)``, each summed over time."""
+    steps: ``(policy, baseline, entropy)``, each summed over time.
+
+    Args:
+        net: the network (its policy head's distribution functions).
+        policy_params: ``(T + 1, P)`` the learner's policy outputs.
+        values: ``(T + 1,)`` the learner's values (the last bootstraps).
+        action: ``(T, ...)`` the actions taken.
+        behaviour_policy: ``(T, P)`` the actor's policy outputs.
+        reward, terminated, truncated: ``(T + 1,)`` as in a Trajectory.
+        config: discount, reward clip and V-trace clips.
+    """
     tr = transitions(reward, terminated, truncated, config.discount, config.reward_clip)
     logp = jax.vmap(net.policy.log_prob)(policy_params[:-1], action)
     mu_logp = jax.vmap(net.policy.log_prob)(behaviour_policy, action)
@@ -65,18 +97,60 @@ def r2ac_stream_loss(
     )
 
 
-class R2AC(AbstractActorCritic):
+def r2ac_loss(
+    net: ActorCriticNet, batch: Trajectory, config: R2ACConfig
+) -> tuple[Array, Metrics]:
+    """R2AC's total loss on a batch of rollouts, and its parts.
+
+    Re-runs torso and core from each stream's ``carry_0`` with the network's
+    method (exact RTRL from the carried traces, or TBPTT), then sums
+    :func:`r2ac_stream_loss` over streams: ``policy + baseline_cost * baseline
+    + entropy_cost * entropy``. Differentiate it with ``eqx.filter_grad``.
+
+    Args:
+        net: the learner's network.
+        batch: ``B`` rollouts of ``T + 1`` steps whose ``extras.policy`` are the
+            behaviour policy's outputs.
+        config: the agent's config.
+
+    Returns:
+        ``(total, metrics)``: ``loss``, ``policy_loss``, ``baseline_loss``,
+        ``entropy`` (mean over the real transitions).
+    """
+
+    def one(c0, obs, rew, first, term, trunc, action, behaviour):
+        p, v, _ = net.unroll(c0, obs, rew, first)
+        return r2ac_stream_loss(net, p, v, action, behaviour, rew, term, trunc, config)
+
+    parts = per_stream(one, batch, batch.extras.policy)
+    pg, bl, ent = (jnp.sum(x) for x in parts)
+    total = pg + config.baseline_cost * bl + config.entropy_cost * ent
+    valid = jnp.maximum(
+        jnp.sum(1.0 - (batch.terminated[:, :-1] | batch.truncated[:, :-1])), 1.0
+    )
+    return total, {
+        "loss": total,
+        "policy_loss": pg,
+        "baseline_loss": bl,
+        "entropy": -ent / valid,
+    }
+
+
+def r2ac(
+    config: R2ACConfig, spec: Any, *, cell: rc.AbstractCell | None = None
+) -> Agent[R2ACState, ActorOutput]:
     """IMPALA's V-trace actor-critic with an RTRL (or TBPTT, or no) core.
 
     * ``act`` steps the core online: RTRL cores advance their traces with the
       actor's parameters, resetting them at episode starts.
     * ``update`` re-runs torso and core from the carry stored before the rollout
-      (state and traces) with the current parameters. With ``method="rtrl"`` or
-      ``"rtrl-online"`` the core's gradient is exact RTRL: never truncated. With
-      ``"tbptt"`` it stops at the rollout start. The torso gets BPTT gradients
-      through the core, truncated at the rollout start (as in the seed).
+      (state and traces) with the current parameters (:func:`r2ac_loss`). With
+      ``method="rtrl"`` or ``"rtrl-online"`` the core's gradient is exact RTRL:
+      never truncated. With ``"tbptt"`` it stops at the rollout start. The torso
+      gets BPTT gradients through the core, truncated at the rollout start (as
+      in the seed).
     * Losses summed over time and batch; RMSProp with a linearly decaying step
-      size and a global-norm clip, as in the seed.
+      size (held in the state) and a global-norm clip, as in the seed.
 
     The jitted loop acts with the parameters of the previous update, so the
     behaviour policy never lags the learner by more than one update; V-trace
@@ -86,86 +160,44 @@ class R2AC(AbstractActorCritic):
         config: the agent's configuration.
         spec: the environment's spec (``observation_shape``, ``action_space``,
             ``num_envs``).
-        cell: optionally, any rtrl-cells cell to use as the core.
+        cell: optionally, any rtrl-cells cell to use as the core (it must be
+            what ``config`` describes).
+
+    Returns:
+        The agent.
+
+    Raises:
+        ValueError: (one line) a config of another type, or a network that
+            cannot serve ``spec``.
     """
+    check_config(config, R2ACConfig, "r2ac")
+    make_net = network_factory(config, spec, cell)
+    # The step size is applied from the state (apply_gradients).
+    optimizer = optax.chain(
+        optax.clip_by_global_norm(config.max_grad_norm),
+        optax.scale_by_rms(
+            decay=config.rms_decay, eps=config.rms_eps, eps_in_sqrt=False
+        ),
+    )
 
-    config_type = R2ACConfig
-
-    def __init__(
-        self, config: R2ACConfig, spec: Any, *, cell: rc.AbstractCell | None = None
-    ):
-        super().__init__(config, spec, cell=cell)
-        self.rollout_length = config.rollout_length
-        self.optimizer = optax.chain(
-            optax.clip_by_global_norm(config.max_grad_norm),
-            optax.inject_hyperparams(optax.rmsprop)(
-                learning_rate=config.learning_rate,
-                decay=config.rms_decay,
-                eps=config.rms_eps,
-                eps_in_sqrt=False,
-            ),
-            optax.scale_by_schedule(_linear_decay(config.decay_updates)),
+    def init(key: PRNGKeyArray) -> R2ACState:
+        net = make_net(key)
+        opt_state = optimizer.init(eqx.filter(net, eqx.is_inexact_array))
+        return R2ACState(
+            params=net,
+            hyperparams=hyperparams(config.learning_rate),
+            update_count=jnp.zeros((), jnp.int32),
+            opt_state=opt_state,
         )
 
-    def init(self, key: Array) -> AgentState:
-        """Fresh parameters and optimizer state."""
-        net = self._make_net(key)
-        opt_state = self.optimizer.init(eqx.filter(net, eqx.is_inexact_array))
-        return AgentState(net, opt_state, jnp.zeros((), jnp.int32))
-
-    def initial_carry(self, state: AgentState) -> Any:
-        """The batched carry at the start of every stream's first episode."""
-        return batched_initial_carry(state.params, self.num_envs)
-
-    def act(
-        self,
-        state: AgentState,
-        carry: Any,
-        timestep: Any,
-        key: Array,
-        greedy: bool = False,
-    ) -> tuple[Array, Any, ActorOutput]:
-        """Samples actions for every stream (greedy: the mode) and steps the core."""
-        return actor_step(state.params, carry, timestep, key, greedy)
-
-    def loss(self, net: ActorCriticNet, batch: Trajectory) -> tuple[Array, dict]:
-        """Total loss of a batch and its parts."""
-        cfg = self.config
-
-        def one(c0, obs, rew, first, term, trunc, action, behaviour):
-            p, v, _ = net.unroll(c0, obs, rew, first)
-            return r2ac_stream_loss(net, p, v, action, behaviour, rew, term, trunc, cfg)
-
-        parts = jax.vmap(one)(
-            batch.carry_0,
-            batch.observation,
-            batch.reward,
-            batch.first,
-            batch.terminated,
-            batch.truncated,
-            batch.action,
-            batch.extras.policy,
+    def update(state: R2ACState, batch: Trajectory) -> tuple[R2ACState, Metrics]:
+        (loss, metrics), grads = eqx.filter_value_and_grad(r2ac_loss, has_aux=True)(
+            state.params, batch, config
         )
-        pg, bl, ent = (jnp.sum(x) for x in parts)
-        total = pg + cfg.baseline_cost * bl + cfg.entropy_cost * ent
-        valid = jnp.maximum(
-            jnp.sum(1.0 - (batch.terminated[:, :-1] | batch.truncated[:, :-1])), 1.0
+        lr = state.hyperparams.learning_rate * linear_decay(
+            state.update_count, config.decay_updates
         )
-        return total, {
-            "loss": total,
-            "policy_loss": pg,
-            "baseline_loss": bl,
-            "entropy": -ent / valid,
-        }
-
-    def update(
-        self, state: AgentState, batch: Trajectory
-    ) -> tuple[AgentState, dict[str, Array]]:
-        """One RMSProp step on one batch of rollouts."""
-        (loss, metrics), grads = eqx.filter_value_and_grad(self.loss, has_aux=True)(
-            state.params, batch
-        )
-        new_state, guard = apply_if_finite(state, grads, self.optimizer, loss)
-        decay = _linear_decay(self.config.decay_updates)(state.update_count)
-        lr = injected_learning_rate(state.opt_state) * decay
+        new_state, guard = apply_gradients(state, grads, optimizer, lr, loss)
         return new_state, {**metrics, **guard, "learning_rate": lr}
+
+    return actor_critic_agent(config, spec, init, update, reads_first_carry_only=True)

@@ -186,7 +186,9 @@ def cut_event_files(log_dir: str, max_step: int) -> None:
             data = f.read()
         kept = bytearray()
         for start, end in _event_records(data):
-            event = event_pb2.Event.FromString(data[start + 12 : end - 4])
+            event = event_pb2.Event.FromString(  # pyright: ignore[reportAttributeAccessIssue]
+                data[start + 12 : end - 4]
+            )
             if event.step <= max_step or event.HasField("file_version"):
                 kept += data[start:end]
         if bytes(kept) != data:
@@ -313,6 +315,33 @@ class RunRecord:
 
     # -- folders --------------------------------------------------------------
 
+    @classmethod
+    def from_loop(
+        cls,
+        log_dir: str | None,
+        checkpoint_dir: str | None,
+        loop: Any,
+        *,
+        run_config: Any,
+        resume: bool,
+        allow_config_change: bool = False,
+        provenance: Mapping[str, Any] | None = None,
+    ) -> RunRecord:
+        """The record of a run whose checkpoint periods and depth a
+        :class:`~rtrl_agents.LoopConfig` sets (``checkpoint_every``,
+        ``checkpoint_seconds``, ``keep_checkpoints``)."""
+        return cls(
+            log_dir,
+            checkpoint_dir,
+            run_config=run_config,
+            resume=resume,
+            allow_config_change=allow_config_change,
+            checkpoint_every=loop.checkpoint_every,
+            checkpoint_seconds=loop.checkpoint_seconds,
+            keep_checkpoints=loop.keep_checkpoints,
+            provenance=provenance,
+        )
+
     def __enter__(self) -> RunRecord:
         try:
             for d in dict.fromkeys(
@@ -433,6 +462,7 @@ class RunRecord:
         else:
             payload["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         data = json.dumps(payload, indent=2, sort_keys=False).encode()
+        assert self.log_dir is not None  # only called with a log folder
         _replace_atomically(os.path.join(self.log_dir, CONFIG_FILE), data)
 
     def resume_line(self, num_updates: int) -> str:

@@ -628,7 +628,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--ray",
         metavar="ADDRESS",
         default=None,
-        help="train R2AC on Ray actors: a cluster address or 'local'",
+        help="train on Ray actors: a cluster address or 'local'",
     )
     p.add_argument(
         "--actors",

@@ -356,7 +356,7 @@ def make_actor_env(name: str, num_envs: int, options: tuple, seed: int):
 
 @dataclasses.dataclass(frozen=True)
 class RayOptions:
-    """Run R2AC experiments on Ray actors (``rtrl-bench run --ray ADDRESS``).
+    """Run experiments on Ray actors (``rtrl-bench run --ray ADDRESS``).
 
     Attributes:
         address: the cluster (``"auto"``, ``"host:6379"``, ``"ray://host:10001"``)
@@ -371,16 +371,17 @@ class RayOptions:
 
 
 def distributed_setup(exp: Experiment, variant: Variant, ray: RayOptions):
-    """``(env_fn, DistributedConfig)`` for an R2AC variant on ``ray.actors``
-    actors; a one-line ``ValueError`` when the variant cannot run there."""
+    """``(env_fn, DistributedConfig)`` for a variant on ``ray.actors`` actors
+    (any agent: :func:`rtrl_agents.train_distributed`); a one-line
+    ``ValueError`` when the variant cannot run there."""
     import functools
 
     import rtrl_agents as ra
 
-    if not isinstance(variant.config, ra.R2ACConfig):
+    if isinstance(variant.config, SequenceConfig):
         raise ValueError(
-            f"--ray runs R2AC experiments only; {exp.name}/{variant.name} uses "
-            f"{type(variant.config).__name__}."
+            f"--ray runs agents that act in environments; {exp.name}/"
+            f"{variant.name} is a {variant.config.task} learner."
         )
     if ray.actors < 1 or exp.env.num_envs % ray.actors:
         raise ValueError(
@@ -398,14 +399,7 @@ def distributed_setup(exp: Experiment, variant: Variant, ray: RayOptions):
 def _make_agent(config: AgentConfig, spec: Any):
     import rtrl_agents as ra
 
-    for config_type, agent_type in (
-        (ra.R2ACConfig, ra.R2AC),
-        (ra.PPOConfig, ra.PPO),
-        (ra.StreamingACConfig, ra.StreamingAC),
-    ):
-        if isinstance(config, config_type):
-            return agent_type(config, spec)
-    raise TypeError(f"no agent for {type(config).__name__}")
+    return ra.make_agent(config, spec)
 
 
 def evaluate(
@@ -439,12 +433,15 @@ def evaluate(
     import jax
     import jax.numpy as jnp
 
+    import rtrl_agents as ra
+
     act = eqx.filter_jit(agent.act)
     step = jax.jit(env.step) if getattr(env.spec, "is_jax", False) else env.step
     k_env, key = jax.random.split(key)
     env_state, ts = env.reset(k_env)
     carry = agent.initial_carry(state)
     ret = np.zeros(env.spec.num_envs)
+    length = np.zeros(env.spec.num_envs, np.int64)
     done: list[float] = []
     for _ in range(max_steps):
         if on_step is not None:
@@ -455,10 +452,8 @@ def evaluate(
         env_state, ts = step(
             env_state, action if env.spec.is_jax else np.asarray(action)
         )
-        first = np.asarray(ts.first)
-        ret = np.where(first, 0.0, ret + np.asarray(ts.reward, np.float64))
-        last = np.asarray(ts.terminated) | np.asarray(ts.truncated)
-        done.extend(ret[last].tolist())
+        ret, length, ended = ra.track_episodes(ret, length, ts)
+        done.extend(ret[ended].tolist())
         if len(done) >= episodes:
             break
     return done[:episodes]
@@ -559,7 +554,8 @@ def run_variant(
     eval_every: int | None = None,
 ) -> RunResult:
     """Trains and evaluates one variant with one seed (see the module docstring);
-    with ``ray``, R2AC trains on Ray actors (:func:`rtrl_agents.train_distributed`).
+    with ``ray``, the agent trains on Ray actors
+    (:func:`rtrl_agents.train_distributed`).
 
     With ``resume``, a finished run whose ``config.json`` equals this config is
     not run again (its ``result.json`` is returned); an unfinished one continues
@@ -765,7 +761,7 @@ def run_experiment(
             ones from their newest readable checkpoint (their logs cut back to
             it).
         progress: show a progress bar per run.
-        ray: train R2AC variants on Ray actors instead of the single-machine
+        ray: train the variants on Ray actors instead of the single-machine
             loop.
         allow_config_change: resume runs whose config differs from their
             ``config.json`` (for example a larger ``frames``: the run continues

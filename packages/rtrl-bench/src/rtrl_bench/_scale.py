@@ -88,7 +88,7 @@ def run_scale(
     config = dataclasses.replace(var.config, decay_updates=loop.num_updates)
     rows = []
     env = make_env(exp.env, seed)
-    agent = ra.R2AC(config, env.spec)
+    agent = ra.r2ac(config, env.spec)
     single = ra.train(agent, env, jax.random.PRNGKey(seed), loop)
     rows.append(
         ScaleRow(

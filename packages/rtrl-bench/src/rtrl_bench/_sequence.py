@@ -1,22 +1,26 @@
-"""Sequence learners on one rtrl-cells cell: the copy task and trace conditioning.
+"""Sequence experiments: the copy task and trace conditioning, run by rtrl-agents'
+learners.
 
 Both update every ``update_every`` steps from the carry the previous update left:
-RTRL (``unroll(method="chunked")``) carries the traces, so its gradient is never
-truncated; TBPTT (``method="bptt"``) sees the last ``update_every`` steps only.
+RTRL carries the traces, so its gradient is never truncated; TBPTT sees the last
+``update_every`` steps only.
 
-* Copy (supervised): batches of ``copy_task_batch`` sequences (length
-  ``2 * max_length``), cross-entropy on the recall steps. Score: bit accuracy on
-  fresh batches.
-* Trace conditioning (prediction): the continuing ``memory/trace-conditioning``
-  stream; semi-gradient TD(0) on the US cumulant. Score: mean squared error of the
-  predictions against the true discounted returns on a held-out stream.
+* Copy (supervised): :func:`rtrl_agents.sequence_learner` on batches of
+  ``copy_task_batch`` sequences (length ``2 * max_length``), sigmoid
+  cross-entropy of the bit to emit on the recall steps, one Adam step per
+  segment of ``update_every`` steps. Score: bit accuracy on fresh batches.
+* Trace conditioning (prediction): :func:`rtrl_agents.td_predictor` on the
+  continuing ``memory/trace-conditioning`` stream, predicting the discounted US
+  with TD(0) (``trace_lambda=0``: the direction ``-delta_t grad v_(t-1)``), one
+  Adam step per segment of ``update_every`` steps. Score: mean squared error of
+  the predictions against the true discounted returns on a held-out stream.
 
 Runs are records like the agents' (``rtrl_agents.RunRecord``): ``config.json``,
 ``metrics.jsonl`` and TensorBoard events, checkpoints of the whole learner state
-(model, optimizer, data key, carries and environment state) by updates and by
-wall time, and exact resume with the logs cut back to the restored checkpoint.
-One "update" of the loop is one jitted call: a batch (copy, ``2L / K``
-optimizer steps) or one window of ``K`` steps (trace conditioning).
+(learner, data key or environment state) by updates and by wall time, and exact
+resume with the logs cut back to the restored checkpoint. One "update" of the
+loop is one jitted call: a batch (copy, ``2L / K`` optimizer steps) or one
+segment of ``K`` steps (trace conditioning).
 """
 
 from __future__ import annotations
@@ -49,34 +53,67 @@ def sequence_schedule(
     return math.ceil(raw / log_every) * log_every, log_every
 
 
-def _cell(cfg: SequenceConfig, input_size: int, key):
-    import rtrl_cells as rc
+def _core(cfg: SequenceConfig):
+    import rtrl_agents as ra
 
-    return rc.cell_kind(cfg.cell).make(
-        input_size=input_size, hidden_size=cfg.hidden_size, key=key
+    return ra.CoreConfig(cell=cfg.cell, hidden_size=cfg.hidden_size, method=cfg.method)
+
+
+def copy_learner(cfg: SequenceConfig):
+    """The copy task's learner: ``(learner, segments per batch)``."""
+    import rtrl_agents as ra
+
+    T = 2 * cfg.max_length
+    K = min(cfg.update_every, T)
+    config = ra.SequenceLearnerConfig(
+        core=_core(cfg),
+        segment_length=K,
+        loss="bce",
+        learning_rate=cfg.learning_rate,
+        max_grad_norm=cfg.max_grad_norm,
     )
+    # Inputs: the copy environment's 3 features; output: the bit to emit.
+    return ra.sequence_learner(config, 3, 1, cfg.batch_size), T // K
 
 
-def _method(cfg: SequenceConfig):
-    import rtrl_cells as rc
+def trace_learner(cfg: SequenceConfig, input_size: int):
+    """The trace-conditioning predictor: TD(0), a segment of ``update_every``
+    steps per update."""
+    import rtrl_agents as ra
 
-    return rc.method(cfg.method)
+    config = ra.TDPredictorConfig(
+        core=_core(cfg),
+        discount=cfg.discount,
+        trace_lambda=0.0,
+        optimizer="adam",
+        learning_rate=cfg.learning_rate,
+        segment_length=cfg.update_every,
+        max_grad_norm=cfg.max_grad_norm,
+    )
+    return ra.td_predictor(config, input_size, cfg.batch_size)
 
 
-def _model(cfg: SequenceConfig, input_size: int, outputs: int, key):
-    import equinox as eqx
-    import jax
+def _copy_batch(key, cfg: SequenceConfig, steps: int):
+    """A copy batch as the learner's :class:`rtrl_agents.SequenceBatch` of
+    ``steps`` steps (targets: the bit, as a float, per step)."""
     import jax.numpy as jnp
 
-    k_cell, k_out = jax.random.split(key)
-    cell = _cell(cfg, input_size, k_cell)
-    ys = jax.eval_shape(
-        lambda c: c.unroll(
-            c.init_carry(), jnp.zeros((1, input_size)), jnp.zeros((1,), bool)
-        )[0],
-        cell,
+    import rtrl_agents as ra
+    import rtrl_envs
+
+    b = rtrl_envs.copy_task_batch(key, cfg.batch_size, cfg.max_length)
+    return ra.SequenceBatch(
+        b.inputs[:, :steps],
+        b.targets[:, :steps, None].astype(jnp.float32),
+        b.mask[:, :steps],
+        b.resets[:, :steps],
     )
-    return cell, eqx.nn.Linear(ys.shape[-1], outputs, key=k_out)
+
+
+def _flags(metrics: Mapping[str, Any]) -> Any:
+    import jax.numpy as jnp
+
+    return sum(jnp.max(metrics[k]) for k in metrics if k.startswith("nonfinite"))
 
 
 def run_sequence(
@@ -108,138 +145,75 @@ def run_sequence(
         ``(optimizer steps, frames, score, eval batches, history, metric)``:
         ``history`` holds the reports (``metrics.jsonl``), ``metric`` names the
         training score in them (``"accuracy"`` or ``"td_loss"``).
+
+    Raises:
+        rtrl_agents.NonFiniteError: an update was non-finite (not applied).
     """
     import equinox as eqx
     import jax
     import jax.numpy as jnp
-    import optax
 
     import rtrl_agents as ra
     import rtrl_envs
 
-    method = _method(cfg)
-    copy = cfg.task == "copy"
     key = jax.random.PRNGKey(seed)
     k_model, k_data, k_eval = jax.random.split(key, 3)
-    input_size = 3 if copy else 2 + dict(exp.env.options).get("num_distractors", 10)
-    model = _model(cfg, input_size, 2 if copy else 1, k_model)
-    opt = optax.chain(
-        optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.learning_rate)
-    )
-    opt_state = opt.init(eqx.filter(model, eqx.is_inexact_array))
-    B, K = cfg.batch_size, cfg.update_every
 
-    def outputs(model, carry, xs, resets, m=method):
-        cell, head = model
-        ys, carry = jax.vmap(lambda c, x, r: cell.unroll(c, x, r, method=m))(
-            carry, xs, resets
-        )
-        return jax.vmap(jax.vmap(head))(ys), carry
-
-    def apply(model, opt_state, grads):
-        updates, opt_state = opt.update(
-            grads, opt_state, eqx.filter(model, eqx.is_inexact_array)
-        )
-        return eqx.apply_updates(model, updates), opt_state
-
-    carry0 = jax.vmap(lambda _: model[0].init_carry())(jnp.arange(B))
-
-    if copy:
-        T = 2 * cfg.max_length
-        K = min(K, T)
-        n = T // K
+    if cfg.task == "copy":
+        learner, steps_per_update = copy_learner(cfg)
+        steps = steps_per_update * learner.segment_length
         metric = "accuracy"
 
-        def chunk_loss(model, carry, xs, ts, mask, resets):
-            logits, carry = outputs(model, carry, xs, resets)
-            ce = optax.softmax_cross_entropy_with_integer_labels(logits, ts)
-            hit = (jnp.argmax(logits, -1) == ts) * mask
-            return jnp.sum(ce * mask) / jnp.maximum(mask.sum(), 1), (carry, hit)
-
         @eqx.filter_jit
-        def train_step(state):
-            model, opt_state, k_data = state
+        def copy_step(state):
+            lstate, k_data = state
             k_data, k = jax.random.split(k_data)
-            b = rtrl_envs.copy_task_batch(k, B, cfg.max_length)
-            split = [
-                x[:, : n * K].reshape(B, n, K, *x.shape[2:]).swapaxes(0, 1)
-                for x in (b.inputs, b.targets, b.mask, b.resets)
-            ]
+            lstate, m = ra.run_stream(learner, lstate, _copy_batch(k, cfg, steps))
+            acc = jnp.sum(m["bit_accuracy"] * m["scored"]) / jnp.sum(m["scored"])
+            return (lstate, k_data), acc, _flags(m)
 
-            def body(s, chunk):
-                model, opt_state, carry = s
-                (_, (carry, hit)), g = eqx.filter_value_and_grad(
-                    chunk_loss, has_aux=True
-                )(model, carry, *chunk)
-                model, opt_state = apply(model, opt_state, g)
-                return (model, opt_state, carry), hit.sum()
-
-            (model, opt_state, _), hits = jax.lax.scan(
-                body, (model, opt_state, carry0), split
-            )
-            acc = hits.sum() / b.mask[:, : n * K].sum()
-            return (model, opt_state, k_data), acc
-
-        @eqx.filter_jit
-        def evaluate(model, key):
-            b = rtrl_envs.copy_task_batch(key, B, cfg.max_length)
-            logits, _ = outputs(model, carry0, b.inputs, b.resets, "bptt")
-            hit = (jnp.argmax(logits, -1) == b.targets) * b.mask
-            return hit.sum() / b.mask.sum()
-
-        template = (model, opt_state, k_data)
-        steps_per_update = n
+        train_step = copy_step
+        template = (learner.init(k_model), k_data)
     else:
         env = rtrl_envs.make(
-            exp.env.name, num_envs=B, seed=seed, **dict(exp.env.options)
+            exp.env.name, num_envs=cfg.batch_size, seed=seed, **dict(exp.env.options)
         )
-        gamma = cfg.discount
+        learner = trace_learner(cfg, int(np.prod(env.spec.observation_shape)))
+        steps_per_update = 1
         metric = "td_loss"
-
-        def td_loss(model, carry, xs, cs, resets, x_next, r_next):
-            v, carry_K = outputs(model, carry, xs, resets)
-            v = v[..., 0]
-            # Bootstrap from one more step with the same parameters (no gradient).
-            v_next, _ = outputs(model, carry_K, x_next, r_next)
-            v_all = jnp.concatenate([v[:, 1:], v_next[..., 0]], 1)
-            target = cs + gamma * jax.lax.stop_gradient(v_all)
-            err = v - target
-            return jnp.mean(err**2), carry_K
+        K = cfg.update_every
 
         @eqx.filter_jit
-        def train_step(state):
-            model, opt_state, carry, env_state, ts = state
+        def trace_step(state):
+            lstate, env_state, ts = state
+            zeros = jnp.zeros((cfg.batch_size,), jnp.int32)
 
             def roll(c, _):
                 s, t = c
-                s, t2 = env.step(s, jnp.zeros((B,), jnp.int32))
-                return (s, t2), (t.observation, t2.reward, t.first)
+                s, t_next = env.step(s, zeros)
+                return (s, t_next), (t.observation, t.reward, t.first)
 
-            (env_state, ts_new), (obs, cum, first) = jax.lax.scan(
+            (env_state, ts), (obs, cum, first) = jax.lax.scan(
                 roll, (env_state, ts), None, K
             )
-            xs, cs, rs = (a.swapaxes(0, 1) for a in (obs, cum, first))
-            nxt = (ts_new.observation[:, None], ts_new.first[:, None])
-            (loss, carry), g = eqx.filter_value_and_grad(td_loss, has_aux=True)(
-                model, carry, xs, cs, rs, *nxt
+            batch = ra.CumulantBatch(
+                *(jnp.swapaxes(x, 0, 1) for x in (obs, cum, first))
             )
-            model, opt_state = apply(model, opt_state, g)
-            return (model, opt_state, carry, env_state, ts_new), loss
+            lstate, m = learner.update(lstate, batch)
+            return (lstate, env_state, ts), 2.0 * m["loss"], _flags(m)
 
+        train_step = trace_step
         env_state, ts = env.reset(k_data)
-        template = (model, opt_state, carry0, env_state, ts)
-        steps_per_update = 1
+        template = (learner.init(k_model), env_state, ts)
 
     per_update = _per_update(cfg)
-    record = ra.RunRecord(
+    record = ra.RunRecord.from_loop(
         log_dir,
         checkpoint_dir,
+        loop,
         run_config=run_config,
         resume=resume,
         allow_config_change=allow_config_change,
-        checkpoint_every=loop.checkpoint_every,
-        checkpoint_seconds=loop.checkpoint_seconds,
-        keep_checkpoints=loop.keep_checkpoints,
         provenance=provenance,
     )
     with record:
@@ -258,18 +232,20 @@ def run_sequence(
             t0, frames0 = time.perf_counter(), done * per_update
             first = True
             while done < loop.num_updates:
-                state, value = train_step(state)
+                new_state, value, flags = train_step(state)
+                if int(flags):
+                    raise ra.NonFiniteError(
+                        f"non-finite loss, gradient or state at update {done + 1}: "
+                        "the run stopped without applying it; resume from the "
+                        "last good checkpoint."
+                    )
+                state = new_state
                 window.append(value)
                 done += 1
                 last = done == loop.num_updates
                 if done % loop.log_every and not last:
                     continue
                 value = float(np.mean(jax.device_get(window)))
-                if not math.isfinite(value):
-                    raise ra.NonFiniteError(
-                        f"non-finite {metric} by update {done}: the run stopped; "
-                        "resume from the last good checkpoint."
-                    )
                 frames = done * per_update
                 scalars = {
                     metric: value,
@@ -287,15 +263,15 @@ def run_sequence(
                 record.maybe_save(done, state, frames, final=last)
         finally:
             sink.close()
-    model = state[0]
-    if copy:
+    net = state[0].params
+    if cfg.task == "copy":
         keys = jax.random.split(k_eval, exp.eval_episodes)
-        score = float(np.mean([float(evaluate(model, k)) for k in keys]))
+        accuracy = eqx.filter_jit(_copy_accuracy)
+        score = float(np.mean([float(accuracy(net, k, cfg)) for k in keys]))
     else:
-        score = _trace_error(model, env, k_eval, gamma, outputs)
-    steps = loop.num_updates * steps_per_update
+        score = _trace_error(net, env, k_eval, cfg.discount)
     return (
-        steps,
+        loop.num_updates * steps_per_update,
         loop.num_updates * per_update,
         score,
         exp.eval_episodes,
@@ -304,7 +280,19 @@ def run_sequence(
     )
 
 
-def _trace_error(model, env, key, gamma, outputs, steps=2000):
+def _copy_accuracy(net, key, cfg: SequenceConfig):
+    """Bit accuracy of ``net`` on a fresh batch, run from the episode start."""
+    import jax
+    import jax.numpy as jnp
+
+    batch = _copy_batch(key, cfg, 2 * cfg.max_length)
+    carry = jax.vmap(lambda _: net.initial_carry())(jnp.arange(cfg.batch_size))
+    ys, _ = jax.vmap(net.unroll)(carry, batch.inputs, batch.resets)
+    hit = ((ys[..., 0] > 0) == (batch.targets[..., 0] > 0.5)) * batch.mask
+    return jnp.sum(hit) / jnp.sum(batch.mask)
+
+
+def _trace_error(net, env, key, gamma, steps=2000):
     """Mean squared error of the predictions vs the true discounted returns."""
     import equinox as eqx
     import jax
@@ -321,10 +309,9 @@ def _trace_error(model, env, key, gamma, outputs, steps=2000):
         return (s, t2), (t.observation, t.reward, t.first)
 
     _, (obs, cum, first) = jax.lax.scan(roll, (state, ts), None, steps)
-    carry = jax.vmap(lambda _: model[0].init_carry())(jnp.arange(B))
-    v, _ = eqx.filter_jit(outputs)(
-        model, carry, obs.swapaxes(0, 1), first.swapaxes(0, 1), "bptt"
-    )
+    carry = jax.vmap(lambda _: net.initial_carry())(jnp.arange(B))
+    predict = eqx.filter_jit(lambda n, c, x, r: jax.vmap(n.unroll)(c, x, r)[0])
+    v = predict(net, carry, obs.swapaxes(0, 1), first.swapaxes(0, 1))
     g = rtrl_envs.discounted_returns(cum, gamma).swapaxes(0, 1)
     # Drop the first 200 steps (warm-up) and the last 200 (truncated returns).
     err = (v[..., 0] - g)[:, 200:-200]

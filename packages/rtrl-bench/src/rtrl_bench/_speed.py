@@ -24,6 +24,7 @@ every method reads the same rollout), for two uses of RTRL:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -153,8 +154,9 @@ def gradient_fns(cell, method: str) -> Callable:
 
 
 def _carried(carry_T, method: str):
-    """What a learner keeps of an unroll's new carry: BPTT needs only the state."""
-    return carry_T if rc.method(method).advances_traces else carry_T.states
+    """What a learner keeps of an unroll's new carry (``carry.for_method``):
+    BPTT needs only the state."""
+    return carry_T.for_method(method)
 
 
 def _block(tree: Any) -> None:
@@ -256,7 +258,7 @@ def memory_rows(
             ),
             **{
                 m.name: (
-                    jax.jit(lambda *a, m=m: unroll_grad(*a, m)),
+                    jax.jit(functools.partial(unroll_grad, method=m)),
                     (params, carry, xs, resets),
                 )
                 for m in (rc.ONLINE, rc.BPTT)

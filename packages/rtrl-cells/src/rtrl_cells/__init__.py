@@ -80,4 +80,4 @@ __all__ = [
     "unregister_cell",
 ]
 
-__version__ = "0.3.0"
+__version__ = "0.3.1"

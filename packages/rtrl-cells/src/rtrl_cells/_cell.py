@@ -30,6 +30,36 @@ class RTRLCarry(eqx.Module):
     states: tuple[Array, ...]
     traces: tuple[tuple[Array | None, ...], ...]
 
+    @property
+    def has_traces(self) -> bool:
+        """Whether this carry holds traces (not one kept for ``"bptt"`` only)."""
+        return bool(self.traces)
+
+    def for_method(self, method: str | GradientMethod) -> RTRLCarry:
+        """What an unroll of ``method`` reads of this carry.
+
+        Methods that advance traces read all of it; truncated BPTT reads the
+        states alone, so this returns a carry without traces (``unroll`` with
+        ``"bptt"`` takes it and returns one without traces). A learner that
+        stores a carry per step stores this: the traces only where RTRL needs
+        them.
+
+        Args:
+            method: a gradient method or its name (see ``rtrl_cells.METHODS``).
+        """
+        if resolve_method(method).advances_traces:
+            return self
+        return RTRLCarry(self.states, ())
+
+    def with_traces_from(self, other: RTRLCarry) -> RTRLCarry:
+        """These states with ``other``'s traces.
+
+        A caller that steps the state alone (``"bptt"``) from a carry kept with
+        :meth:`for_method` puts the untouched traces back with this, so that a
+        jitted step need not return (and copy) traces it never changed.
+        """
+        return RTRLCarry(self.states, other.traces)
+
 
 def _stop(tree):
     return jax.tree.map(jax.lax.stop_gradient, tree)
@@ -220,6 +250,12 @@ class AbstractCell(eqx.Module):
             )
         resets = _check_resets(jnp.asarray(resets), (xs.shape[0],), "resets")
         self._check_carry(carry)
+        if m.advances_traces and not carry.has_traces:
+            raise ValueError(
+                f"method {m.name!r} advances RTRL traces but this carry holds none "
+                f"(it was kept for 'bptt' with carry.for_method); pass the whole "
+                "carry."
+            )
         system, params = self._system()
         s0, e0 = _stop(carry.states), _stop(carry.traces)
         if not m.advances_traces:

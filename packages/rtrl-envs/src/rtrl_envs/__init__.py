@@ -40,7 +40,7 @@ from ._types import TimeStep as TimeStep
 from ._types import check_action as check_action
 from ._types import check_traced_action as check_traced_action
 
-__version__ = "0.2.0"
+__version__ = "0.2.1"
 
 __all__ = [
     "AtariOptions",
