@@ -51,6 +51,50 @@ def test_vtrace_on_policy_is_n_step_return():
     np.testing.assert_allclose(out.vs[0], want0, rtol=1e-6)
 
 
+def _rlax_vtrace_td_error_and_advantage(v_tm1, v_t, r_t, discount_t, rho_tm1, lam):
+    """rlax 0.1's ``vtrace_td_error_and_advantage`` (rlax/_src/vtrace.py), its
+    loops transcribed in NumPy float64 (clip thresholds 1)."""
+    c_tm1 = np.minimum(1.0, rho_tm1) * lam
+    td = np.minimum(1.0, rho_tm1) * (r_t + discount_t * v_t - v_tm1)
+    err, errors = 0.0, []
+    for i in reversed(range(len(v_t))):
+        err = td[i] + discount_t[i] * c_tm1[i] * err
+        errors.append(err)
+    targets_tm1 = np.array(errors[::-1]) + v_tm1
+    q_bootstrap = np.concatenate(
+        [lam * targets_tm1[1:] + (1 - lam) * v_tm1[1:], v_t[-1:]]
+    )
+    q_estimate = r_t + discount_t * q_bootstrap
+    return targets_tm1, np.minimum(1.0, rho_tm1) * (q_estimate - v_tm1)
+
+
+@pytest.mark.parametrize("lam", [1.0, 0.9, 0.5, 0.0])
+def test_vtrace_lambda_in_the_advantage_equals_rlax(x64, lam):
+    rng = np.random.default_rng(3)
+    T = 12
+    v = rng.normal(size=T + 1)
+    v_tm1, v_t = v[:-1], v[1:]
+    r_t = rng.normal(size=T)
+    discount_t = 0.95 * (rng.random(T) > 0.15)  # a few terminations
+    rho_tm1 = np.exp(rng.normal(scale=0.7, size=T))
+    want_vs, want_pg = _rlax_vtrace_td_error_and_advantage(
+        v_tm1, v_t, r_t, discount_t, rho_tm1, lam
+    )
+    out = ra.vtrace(
+        *(jnp.asarray(a) for a in (v_tm1, v_t, r_t, discount_t, rho_tm1)),
+        lambda_=lam,
+    )
+    assert out.vs.dtype == jnp.float64
+    np.testing.assert_allclose(out.vs, want_vs, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(out.pg_advantage, want_pg, rtol=1e-13, atol=1e-13)
+    if lam < 1:
+        # The advantage really depends on lambda (it did not before).
+        _, pg_one = _rlax_vtrace_td_error_and_advantage(
+            v_tm1, v_t, r_t, discount_t, rho_tm1, 1.0
+        )
+        assert np.max(np.abs(pg_one - want_pg)) > 0.05
+
+
 def test_vtrace_actor_critic_loss_golden():
     logp = jnp.log(jnp.array([0.5, 0.25, 0.5]))
     losses = ra.vtrace_actor_critic_loss(

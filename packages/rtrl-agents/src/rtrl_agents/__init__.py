@@ -66,6 +66,7 @@ from ._losses import eligibility_trace as eligibility_trace
 from ._losses import gae as gae
 from ._losses import obgd_scale as obgd_scale
 from ._losses import ppo_clip_loss as ppo_clip_loss
+from ._losses import ppo_value_loss as ppo_value_loss
 from ._losses import transitions as transitions
 from ._losses import vtrace as vtrace
 from ._losses import vtrace_actor_critic_loss as vtrace_actor_critic_loss
@@ -212,6 +213,7 @@ __all__ = [
     "ppo",
     "ppo_clip_loss",
     "ppo_loss",
+    "ppo_value_loss",
     "r2ac",
     "r2ac_loss",
     "r2ac_stream_loss",

@@ -337,6 +337,11 @@ class PPOConfig:
     value_cost: float = 0.5
     """Weight of the value loss."""
 
+    clip_value: bool = True
+    """Clip the value loss around the behaviour values with ``clip_eps``
+    (:func:`ppo_value_loss`), as the RTU paper's released PPO and CleanRL do;
+    ``False``: the plain ``0.5 (v - R)^2``."""
+
     entropy_cost: float = 0.0
     """Weight of the negative entropy."""
 
@@ -372,7 +377,7 @@ class PPOConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.network, NetworkConfig):
             raise ValueError("PPOConfig.network must be a NetworkConfig.")
-        for name in ("normalize_observations", "normalize_rewards"):
+        for name in ("normalize_observations", "normalize_rewards", "clip_value"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(
                     f"PPOConfig.{name} must be a bool, got {getattr(self, name)!r}."

@@ -63,7 +63,9 @@ class VTraceOutput(NamedTuple):
     vs: Array
     """Value targets ``v_s`` for ``v_tm1``."""
     pg_advantage: Array
-    """``rho_pg_s (r_s + discount_s v_{s+1} - V(x_s))``."""
+    """``rho_pg_s (r_s + discount_s q_{s+1} - V(x_s))`` with the bootstrap
+    ``q_{s+1} = lambda v_{s+1} + (1 - lambda) V(x_{s+1})`` (``v_t[-1]`` at the end),
+    as rlax's ``vtrace_td_error_and_advantage``."""
 
 
 def vtrace(
@@ -84,6 +86,9 @@ def vtrace(
     ``delta_k = min(rho_k, rho_bar) (r_k + gamma_k V(x_{k+1}) - V(x_k))`` and
     ``c_i = lambda min(rho_i, c_bar)``, computed backwards. Masked steps have
     ``delta = 0`` and cut the recursion, so their target is their own value.
+    The policy-gradient advantage bootstraps from ``lambda v_{s+1} + (1 -
+    lambda) V(x_{s+1})``, as rlax does (with ``lambda = 1``, IMPALA's
+    ``v_{s+1}``).
 
     Args:
         v_tm1: ``V(x_s)`` for ``s = 0 .. T-1``.
@@ -112,7 +117,10 @@ def vtrace(
 
     _, acc = jax.lax.scan(body, jnp.zeros_like(v_t[-1]), (delta, decay), reverse=True)
     vs = v_tm1 + acc
-    vs_next = jnp.concatenate([vs[1:], v_t[-1:]])
+    # rlax's q_bootstrap: lambda mixes the next target with the next value.
+    vs_next = jnp.concatenate(
+        [lambda_ * vs[1:] + (1.0 - lambda_) * v_tm1[1:], v_t[-1:]]
+    )
     pg_adv = (
         mask_t
         * jnp.minimum(rho_tm1, clip_pg_rho)
@@ -202,6 +210,33 @@ def ppo_clip_loss(
     """PPO's clipped surrogate, per sample: ``-min(rA, clip(r, 1-eps, 1+eps) A)``."""
     clipped = jnp.clip(ratio_t, 1.0 - epsilon, 1.0 + epsilon)
     return -jnp.minimum(ratio_t * advantage_t, clipped * advantage_t)
+
+
+def ppo_value_loss(
+    v_t: Float[Array, " B"],
+    v_old_t: Float[Array, " B"],
+    return_t: Float[Array, " B"],
+    epsilon: float | None,
+) -> Float[Array, " B"]:
+    """PPO's value loss per sample, clipped around the behaviour value.
+
+    ``0.5 max((v - R)^2, (v_old + clip(v - v_old, -eps, eps) - R)^2)``, as the
+    RTU paper's released PPO and CleanRL's ``ppo_continuous_action.py`` compute it
+    (with the ratio clip as ``eps``); ``epsilon=None`` gives the unclipped
+    ``0.5 (v - R)^2``.
+
+    Args:
+        v_t: values under the parameters being trained.
+        v_old_t: the values the targets were computed with (no gradient).
+        return_t: value targets (no gradient).
+        epsilon: the clip, or ``None``.
+    """
+    unclipped = (v_t - return_t) ** 2
+    if epsilon is None:
+        return 0.5 * unclipped
+    v_old_t = _sg(v_old_t)
+    clipped = (v_old_t + jnp.clip(v_t - v_old_t, -epsilon, epsilon) - return_t) ** 2
+    return 0.5 * jnp.maximum(unclipped, clipped)
 
 
 def obgd_scale(

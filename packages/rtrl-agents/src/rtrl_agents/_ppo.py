@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 from typing import Any, NamedTuple
 
 import equinox as eqx
@@ -28,7 +29,7 @@ from ._core import (
     hyperparams,
     network_factory,
 )
-from ._losses import gae, ppo_clip_loss, transitions
+from ._losses import gae, ppo_clip_loss, ppo_value_loss, transitions
 from ._networks import ActorCriticNet
 from ._normalize import (
     RewardScaler,
@@ -96,6 +97,8 @@ class PPOMinibatch(NamedTuple):
         logp_old: ``(N, L)`` the behaviour policy's log-probabilities.
         advantage: ``(N, L)``.
         return_: ``(N, L)`` value targets.
+        value_old: ``(N, L)`` the values the targets were computed with (the
+            value clip's centre).
         mask: ``(N, L)`` 1 for real transitions.
     """
 
@@ -107,6 +110,7 @@ class PPOMinibatch(NamedTuple):
     logp_old: Array
     advantage: Array
     return_: Array
+    value_old: Array
     mask: Array
 
 
@@ -115,9 +119,9 @@ def ppo_loss(
 ) -> tuple[Array, Metrics]:
     """PPO's loss on a minibatch of sequences, each re-run from its carry.
 
-    ``clip + value_cost * 0.5 (v - R)^2 - entropy_cost * H``, averaged over the
-    real transitions; advantages standardised over the minibatch when
-    ``config.normalize_advantages``.
+    ``clip + value_cost * value_loss - entropy_cost * H``, averaged over the real
+    transitions, with :func:`ppo_value_loss` clipped when ``config.clip_value``;
+    advantages standardised over the minibatch when ``config.normalize_advantages``.
 
     Returns:
         ``(total, metrics)``: ``loss``, ``policy_loss``, ``value_loss``,
@@ -133,9 +137,18 @@ def ppo_loss(
     logp, v, ent = jax.vmap(one)(
         mb.carry_0, mb.observation, mb.reward, mb.first, mb.action
     )
-    logp, v, ent, logp_old, adv, ret, mask = (
+    logp, v, ent, logp_old, adv, ret, v_old, mask = (
         x.reshape(-1)
-        for x in (logp, v, ent, mb.logp_old, mb.advantage, mb.return_, mb.mask)
+        for x in (
+            logp,
+            v,
+            ent,
+            mb.logp_old,
+            mb.advantage,
+            mb.return_,
+            mb.value_old,
+            mb.mask,
+        )
     )
     n = jnp.maximum(jnp.sum(mask), 1.0)
     if config.normalize_advantages:
@@ -144,7 +157,8 @@ def ppo_loss(
         adv = (adv - mean) / (std + 1e-8)
     ratio = jnp.exp(logp - logp_old)
     pg = jnp.sum(mask * ppo_clip_loss(ratio, adv, config.clip_eps)) / n
-    vl = 0.5 * jnp.sum(mask * (v - ret) ** 2) / n
+    value_clip = config.clip_eps if config.clip_value else None
+    vl = jnp.sum(mask * ppo_value_loss(v, v_old, ret, value_clip)) / n
     en = jnp.sum(mask * ent) / n
     total = pg + config.value_cost * vl - config.entropy_cost * en
     clipfrac = jnp.sum(mask * (jnp.abs(ratio - 1.0) > config.clip_eps)) / n
@@ -157,15 +171,18 @@ def ppo_loss(
     }
 
 
-def _carries_before_each_step(net: ActorCriticNet, carry_0, obs, reward, first):
-    """Re-runs one stream with ``net``: the stored carry before each step."""
+def _rerun(net: ActorCriticNet, carry_0, obs, reward, first) -> tuple[Carry, Array]:
+    """Re-runs one stream with ``net``: the stored carry before each step and
+    each step's value."""
 
     def body(c, inp):
         o, r, f = inp
-        _, _, c_new = net.step(c, o, r, f)
-        return c_new, c
+        _, v, c_new = net.step(c, o, r, f)
+        return c_new, (c, v)
 
-    return jax.lax.scan(body, net.stored_carry(carry_0), (obs, reward, first))[1]
+    carry_0 = net.stored_carry(carry_0)
+    carries, values = jax.lax.scan(body, carry_0, (obs, reward, first))[1]
+    return carries, jax.lax.stop_gradient(values)
 
 
 def _bootstrap_value(net: ActorCriticNet, carries, obs, reward, first) -> Array:
@@ -188,7 +205,8 @@ def ppo(
     stored state and traces, whose RTRL gradient reaches through the whole past
     via the traces. ``traces`` chooses whether those stored carries are the
     actor's (``"stale"``) or are recomputed with the current parameters before
-    every epoch (``"refresh"``). The actor stores per step only what the method
+    every epoch (``"refresh"``, which recomputes the values, advantages and
+    value targets with them). The actor stores per step only what the method
     needs: the state for TBPTT and feedforward cores, the traces too for RTRL.
 
     Observations are normalised and rewards scaled by running statistics in the
@@ -296,22 +314,29 @@ def ppo(
             reward = jnp.concatenate([reward[:, :1].astype(scaled.dtype), scaled], 1)
         return reward, obs_rms, scaler
 
-    def advantages(net: ActorCriticNet, batch: Trajectory, reward: Array):
-        """GAE advantages, returns and masks, ``(B, T)`` each."""
+    def advantages(
+        net: ActorCriticNet,
+        carries: Carry,
+        values: Array,
+        batch: Trajectory,
+        reward: Array,
+    ):
+        """GAE advantages, returns and masks, ``(B, T)`` each, from the values
+        ``(B, T)`` of the rollout's steps and the carries before them."""
         v_last = jax.vmap(lambda c, o, r, f: _bootstrap_value(net, c, o, r, f))(
-            batch.extras.carry, batch.observation, batch.reward, batch.first
+            carries, batch.observation, batch.reward, batch.first
         )
-        values = jnp.concatenate([batch.extras.value, v_last[:, None]], 1)
+        values_1 = jnp.concatenate([values, v_last[:, None]], 1)
 
         def one(rw, term, trunc, vals):
             tr = transitions(rw, term, trunc, config.discount, config.reward_clip)
             adv = gae(tr.r_t, tr.discount_t, vals, config.gae_lambda, tr.mask_t)
             return adv, tr.mask_t
 
-        adv, mask = jax.vmap(one)(reward, batch.terminated, batch.truncated, values)
-        return adv, adv + batch.extras.value, mask
+        adv, mask = jax.vmap(one)(reward, batch.terminated, batch.truncated, values_1)
+        return adv, adv + values, mask
 
-    def sequences(carries: Carry, batch: Trajectory, logp_old, adv, ret, mask):
+    def sequences(carries: Carry, batch: Trajectory, logp_old, adv, ret, values, mask):
         """The rollout as ``num_seq`` sequences of ``L`` steps."""
 
         def cut(x):
@@ -327,6 +352,7 @@ def ppo(
             cut(logp_old),
             cut(adv),
             cut(ret),
+            cut(values),
             cut(mask),
         )
 
@@ -344,26 +370,26 @@ def ppo(
         # Normalised with the statistics the actor used.
         batch = batch._replace(observation=normalize_obs(state, batch.observation))
         net = state.params
-        adv, ret, mask = advantages(net, batch, reward)
         logp_old = jax.vmap(jax.vmap(net.policy.log_prob))(
             batch.extras.policy, batch.action
         )
+        stale = (batch.extras.carry, batch.extras.value)
+        if config.traces == "stale":
+            stale_targets = advantages(net, *stale, batch, reward)
 
         def epoch(st: PPOState, key: PRNGKeyArray):
             if config.traces == "refresh":
-                carries = jax.vmap(
-                    lambda c0, o, r, f: _carries_before_each_step(
-                        st.params, c0, o, r, f
-                    )
-                )(
+                # Carries, values and so the targets under the current parameters.
+                carries, values = jax.vmap(partial(_rerun, st.params))(
                     batch.carry_0,
                     batch.observation[:, :-1],
                     batch.reward[:, :-1],
                     batch.first[:, :-1],
                 )
+                adv, ret, mask = advantages(st.params, carries, values, batch, reward)
             else:
-                carries = batch.extras.carry
-            data = sequences(carries, batch, logp_old, adv, ret, mask)
+                (carries, values), (adv, ret, mask) = stale, stale_targets
+            data = sequences(carries, batch, logp_old, adv, ret, values, mask)
             perm = jax.random.permutation(key, num_seq)
             mbs = jax.tree.map(
                 lambda x: x[perm].reshape(config.num_minibatches, -1, *x.shape[1:]),

@@ -395,6 +395,35 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _memory(args: argparse.Namespace) -> int:
+    from ._experiments import get_experiment
+    from ._memory import format_table, measure_arm
+
+    rows = []
+    for name in args.experiments:
+        exp = get_experiment(name)
+        names = args.variants or [v.name for v in exp.variants]
+        for variant in names:
+            row = measure_arm(
+                name,
+                variant,
+                updates=args.updates,
+                cap_gb=args.cap_gb,
+                checkout=args.checkout,
+            )
+            rows.append(row)
+            print(format_table([row]).splitlines()[-1], flush=True)
+    print(
+        f"\nPeak resident memory of `rtrl-bench run` for {args.updates} update(s) per "
+        f"arm, each in its own process (stopped above {args.cap_gb:g} GiB)"
+        + (f", packages of {args.checkout}" if args.checkout else "")
+        + ":\n"
+    )
+    print(format_table(rows))
+    _write_json(args.json, {"rows": [dataclasses.asdict(r) for r in rows]})
+    return 0 if all(r.status == "ok" for r in rows) else 1
+
+
 def _scale(args: argparse.Namespace) -> int:
     from ._scale import format_table, run_scale
 
@@ -668,6 +697,26 @@ def build_parser() -> argparse.ArgumentParser:
         "rtrl-bench[video])",
     )
     p.set_defaults(func=_eval)
+
+    p = add("memory", help="peak memory of experiment arms, each in its own process")
+    p.add_argument("experiments", nargs="+", help="registered experiment names")
+    p.add_argument(
+        "--variants", nargs="+", default=None, help="arms to measure (default: all)"
+    )
+    p.add_argument("--updates", type=_count, default=1, help="updates per arm")
+    p.add_argument(
+        "--cap-gb",
+        type=_positive_float,
+        default=8.0,
+        help="stop an arm whose resident memory passes this (GiB)",
+    )
+    p.add_argument(
+        "--checkout",
+        default=None,
+        help="measure the packages of another checkout of this repository",
+    )
+    p.add_argument("--json", default=None, help="also write the results here")
+    p.set_defaults(func=_memory)
 
     p = add("scale", help="R2AC frames/s: single machine vs 1, 2, ... Ray actors")
     p.add_argument("--experiment", default="horizon", help="an R2AC experiment")

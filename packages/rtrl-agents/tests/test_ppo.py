@@ -1,0 +1,142 @@
+"""PPO's value clipping and refreshed targets (Elelimy et al. 2024's released PPO,
+CleanRL's ``ppo_continuous_action.py``)."""
+
+import dataclasses
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from rtrl_agents_testenvs import DelayedRecall, ppo_recall_config
+
+import rtrl_agents as ra
+
+
+def _collected(config, seed=0):
+    env = DelayedRecall(num_envs=4, delay=2)
+    agent = ra.ppo(config, env.spec)
+    runner = ra.init_runner(agent, env, jax.random.PRNGKey(seed))
+    _, batch, _ = jax.jit(lambda r: ra.collect(agent, env, r))(runner)
+    return agent, runner.agent, batch
+
+
+def _random_minibatch(agent, state, key, L=6):
+    """Sequences of random observations from the start carry, with targets and
+    behaviour values chosen so that both value-loss branches are active."""
+    net = state.params
+    N = agent.num_envs
+    k = jax.random.split(key, 6)
+    obs_shape = tuple(agent.spec.observation_shape)
+    carry_0 = jax.vmap(net.stored_carry)(agent.initial_carry(state))
+    first = jnp.zeros((N, L), bool).at[:, 0].set(True)
+    v = jax.vmap(lambda c, o, r, f: net.unroll(c, o, r, f)[1])(
+        carry_0,
+        obs := jax.random.normal(k[0], (N, L, *obs_shape)),
+        jnp.zeros((N, L)),
+        first,
+    )
+    mb = ra.PPOMinibatch(
+        carry_0=carry_0,
+        observation=obs,
+        reward=jnp.zeros((N, L)),
+        first=first,
+        action=jax.random.randint(k[1], (N, L), 0, agent.spec.action_space.n),
+        logp_old=jnp.log(jnp.full((N, L), 0.5)),
+        advantage=jax.random.normal(k[2], (N, L)),
+        return_=jax.random.normal(k[3], (N, L)),
+        # Half the behaviour values far from the current ones (the clip binds).
+        value_old=v + jax.random.choice(k[4], jnp.array([0.0, 0.5, -0.7]), (N, L)),
+        mask=jnp.ones((N, L)).at[0, -1].set(0.0),
+    )
+    return mb, v
+
+
+def test_ppo_value_loss_is_cleanrls_formula():
+    rng = np.random.default_rng(0)
+    v, v_old, ret = (rng.normal(size=256) for _ in range(3))
+    eps = 0.2
+    # CleanRL: v_clipped = b_values + clamp(newvalue - b_values, -eps, eps);
+    # 0.5 * max((newvalue - returns)^2, (v_clipped - returns)^2).
+    want = 0.5 * np.maximum(
+        (v - ret) ** 2, (v_old + np.clip(v - v_old, -eps, eps) - ret) ** 2
+    )
+    got = ra.ppo_value_loss(jnp.asarray(v), jnp.asarray(v_old), jnp.asarray(ret), eps)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    plain = ra.ppo_value_loss(
+        jnp.asarray(v), jnp.asarray(v_old), jnp.asarray(ret), None
+    )
+    np.testing.assert_allclose(plain, 0.5 * (v - ret) ** 2, rtol=1e-5, atol=1e-7)
+    active = (v_old + np.clip(v - v_old, -eps, eps) - ret) ** 2 > (v - ret) ** 2
+    assert 0.1 < active.mean() < 0.9
+    # Where the clipped branch wins and v is outside the clip, no value gradient.
+    g = jax.grad(
+        lambda x: jnp.sum(
+            ra.ppo_value_loss(x, jnp.asarray(v_old), jnp.asarray(ret), eps)
+        )
+    )(jnp.asarray(v))
+    outside = active & (np.abs(v - v_old) > eps)
+    assert outside.any()
+    np.testing.assert_array_equal(np.asarray(g)[outside], 0.0)
+
+
+@pytest.mark.parametrize("clip_value", [True, False])
+def test_ppo_loss_value_term_is_the_configured_formula(clip_value):
+    config = dataclasses.replace(ppo_recall_config("rtrl"), clip_value=clip_value)
+    agent, state, _ = _collected(config)
+    mb, v = _random_minibatch(agent, state, jax.random.PRNGKey(1))
+    _, metrics = ra.ppo_loss(state.params, mb, config)
+    v, v_old, ret, mask = (
+        np.asarray(x, np.float64) for x in (v, mb.value_old, mb.return_, mb.mask)
+    )
+    unclipped = (v - ret) ** 2
+    clipped = (v_old + np.clip(v - v_old, -0.2, 0.2) - ret) ** 2
+    per = 0.5 * (np.maximum(unclipped, clipped) if clip_value else unclipped)
+    want = np.sum(mask * per) / np.sum(mask)
+    np.testing.assert_allclose(metrics["value_loss"], want, rtol=1e-5)
+    # The two formulas really differ on this batch (the switch matters).
+    other = 0.5 * (unclipped if clip_value else np.maximum(unclipped, clipped))
+    assert abs(np.sum(mask * other) / np.sum(mask) - want) > 1e-3
+
+
+def _no_statistics(config, **kw):
+    return dataclasses.replace(
+        config, normalize_observations=False, normalize_rewards=False, **kw
+    )
+
+
+def _params(state):
+    return jax.tree.leaves(eqx.filter(state.params, eqx.is_array))
+
+
+def test_refresh_recomputes_the_targets_from_the_current_parameters():
+    # "refresh" re-runs the rollout before each epoch: carries, values, GAE
+    # advantages and value targets all come from the current parameters, so the
+    # actor's recorded values cannot matter; with "stale" they are the targets.
+    for traces, matters in (("refresh", False), ("stale", True)):
+        config = _no_statistics(ppo_recall_config("rtrl", traces), num_epochs=2)
+        agent, state, batch = _collected(config)
+        wrong = batch._replace(
+            extras=batch.extras._replace(value=batch.extras.value + 3.0)
+        )
+        a, _ = jax.jit(agent.update)(state, batch)
+        b, _ = jax.jit(agent.update)(state, wrong)
+        diff = max(
+            float(jnp.max(jnp.abs(x - y)))
+            for x, y in zip(_params(a), _params(b), strict=True)
+        )
+        assert (diff > 1e-4) == matters, (traces, diff)
+
+
+def test_refresh_equals_stale_in_the_first_epoch():
+    # Before any step the current parameters are the actor's: re-running the
+    # rollout gives the stored carries and values back.
+    updated = {}
+    for traces in ("stale", "refresh"):
+        config = _no_statistics(ppo_recall_config("rtrl", traces), num_epochs=1)
+        agent, state, batch = _collected(config)
+        updated[traces], _ = jax.jit(agent.update)(state, batch)
+    for x, y in zip(
+        _params(updated["stale"]), _params(updated["refresh"]), strict=True
+    ):
+        np.testing.assert_allclose(x, y, rtol=2e-4, atol=2e-6)
