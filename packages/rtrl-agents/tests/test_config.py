@@ -173,6 +173,7 @@ def test_public_api_is_pinned():
             "gae",
             "obgd_scale",
             "ppo_clip_loss",
+            "ppo_value_loss",
             "transitions",
             "vtrace",
             "vtrace_actor_critic_loss",

@@ -1,6 +1,7 @@
 """The README's Python blocks are complete programs: each runs as written."""
 
 import re
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,13 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 def python_blocks(path: Path) -> list[str]:
     """The ```python blocks of a markdown file, in order."""
-    return re.findall(r"^```python\n(.*?)^```", path.read_text(), re.S | re.M)
+    # Indented blocks (inside a list item) count too, dedented.
+    return [
+        textwrap.dedent(body)
+        for _, body in re.findall(
+            r"^( *)```python\n(.*?)^\1```", path.read_text(), re.M | re.S
+        )
+    ]
 
 
 @pytest.mark.parametrize("index", range(len(python_blocks(README))))

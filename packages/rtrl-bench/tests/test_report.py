@@ -33,7 +33,7 @@ def _result(folder, variant, seed, score, curve, **extra):
             "versions": {"rtrl-bench": "0.3.0", "jax": "0.10.2"},
             "device": "TFRT_CPU_0",
             "git_commit": None,
-            "source": "installed rtrl-bench 0.3.0 (no git checkout)",
+            "source": "an installed package, no git checkout",
         },
         **extra,
     }
@@ -75,7 +75,7 @@ def test_report_gives_iqm_intervals_one_seed_and_unfinished_runs(tmp_path, capsy
         "Missing seeds (no result): tbptt: seed 1, 2, 3; feedforward: seed 1, 3" in text
     )
     assert "## Runs without a result" in text and str(stuck) in text
-    assert "(installed rtrl-bench 0.3.0 (no git checkout))" in text
+    assert "rtrl-bench 0.3.0 (an installed package, no git checkout)" in text
     assert "None" not in text
     png = tmp_path / "report_horizon.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -106,8 +106,12 @@ def test_sigkill_at_a_random_report_then_resume_equals_the_unkilled_run(
     run = tmp_path / "horizon" / "rtrl" / "seed0"
     _kill_at_report([*RUN, "--logdir", str(tmp_path)], run / "metrics.jsonl", report)
     assert not (run / "result.json").exists()
-    done = _cli(*RUN, "--logdir", str(tmp_path), "--resume")
+    # Resumed with the progress output on, as a user types it (that path once
+    # failed on the killed run's missing result.json).
+    loud = [a for a in RUN if a != "--quiet"]
+    done = _cli(*loud, "--logdir", str(tmp_path), "--resume")
     assert done.returncode == 0, done.stderr
+    assert "resuming from checkpoint" in done.stdout + done.stderr
     _same_run(run, whole)
 
 

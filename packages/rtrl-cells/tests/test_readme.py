@@ -5,6 +5,7 @@ section) then runs the whole property suite, as the built-in cells do.
 """
 
 import re
+import textwrap
 from pathlib import Path
 
 import jax
@@ -16,7 +17,13 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def _blocks() -> list[str]:
-    return re.findall(r"^```python\n(.*?)^```", README.read_text(), re.M | re.S)
+    # Indented blocks (inside a list item) count too, dedented.
+    return [
+        textwrap.dedent(body)
+        for _, body in re.findall(
+            r"^( *)```python\n(.*?)^\1```", README.read_text(), re.M | re.S
+        )
+    ]
 
 
 @pytest.fixture(scope="module")

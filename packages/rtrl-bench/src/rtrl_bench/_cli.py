@@ -687,7 +687,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="evaluation key seed (default: the one `run` scored with)",
     )
     p.add_argument(
-        "--step", type=_count, default=None, help="a checkpoint (default: newest)"
+        "--step",
+        type=_count,
+        default=None,
+        help="the checkpoint's update number, as in DIR/ckpt (default: newest)",
     )
     p.add_argument(
         "--video",

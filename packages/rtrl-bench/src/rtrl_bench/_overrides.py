@@ -82,6 +82,12 @@ def condense(text: str, prog: str) -> str:
             continue
         body.append(line)
     message = " ".join(body) or title
+    # tyro lists an unknown flag and its value as two "options"; name the flags.
+    if message.startswith("Unrecognized options:"):
+        words = [w.strip(",") for w in message.split(":", 1)[1].split()]
+        flags = [w for w in words if w.startswith("--")]
+        message = f"unknown option{'s' if len(flags) > 1 else ''} {', '.join(flags)}"
+    message = re.sub(r"^Error parsing [\w.-]+: ", "", message)
     if "Perhaps you meant:" in lines:
         i = lines.index("Perhaps you meant:")
         guess = lines[i + 1].split()[0] if i + 1 < len(lines) else ""

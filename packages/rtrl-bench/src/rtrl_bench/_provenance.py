@@ -88,7 +88,7 @@ def provenance() -> dict[str, Any]:
     source = (
         f"git checkout {commit[:12]}{' (with local changes)' if dirty else ''}"
         if commit
-        else f"installed rtrl-bench {versions.get('rtrl-bench')} (no git checkout)"
+        else "an installed package, no git checkout"
     )
     return {
         "versions": versions,

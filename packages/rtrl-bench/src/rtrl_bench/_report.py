@@ -73,7 +73,9 @@ def load_results(folder: str | Path) -> list[dict]:
 
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder} is not a folder: pass a --logdir of run")
+        raise FileNotFoundError(
+            f"{folder} is not a folder: pass a --logdir of `rtrl-bench run`"
+        )
     found = [_load_result(p) for p in sorted(folder.rglob(RESULT_FILE))]
     return sorted(found, key=order)
 

@@ -483,7 +483,9 @@ def _curve(history: list[dict[str, Any]], key: str) -> list[list[float]]:
 
 
 def _stored_result(path: Path) -> RunResult | None:
-    """The result in ``path``; ``None`` if the file is damaged."""
+    """The result in ``path``; ``None`` if the file is missing or damaged."""
+    if not path.is_file():
+        return None
     try:
         data = json.loads(path.read_text())
         fields = {f.name for f in dataclasses.fields(RunResult)}
@@ -825,9 +827,10 @@ def run_experiment(
                 if diff and not allow_config_change:
                     raise ra.ConfigMismatchError(
                         f"{run_dir} was made with another config "
-                        f"({ra.format_diff(diff)}): resume with the same settings, "
-                        "pass --allow-config-change to continue it under the new "
-                        "ones, or choose another --logdir."
+                        f"({ra.format_diff(diff)}): resume with the same settings "
+                        f"(--config {run_dir}/config.json repeats them), pass "
+                        "--allow-config-change to continue it under the new ones, "
+                        "or choose another --logdir."
                     )
                 check_trained(run_dir, run_config(exp, variant, seed, frames))
             locks.enter_context(ra.RunLock(str(run_dir)))
