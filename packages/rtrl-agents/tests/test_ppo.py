@@ -140,3 +140,44 @@ def test_refresh_equals_stale_in_the_first_epoch():
         _params(updated["stale"]), _params(updated["refresh"]), strict=True
     ):
         np.testing.assert_allclose(x, y, rtol=2e-4, atol=2e-6)
+
+
+def test_orthogonal_init_has_the_released_gains():
+    # Elelimy et al.'s released PPO (and CleanRL): orthogonal weights, zero
+    # biases, gain sqrt(2) in hidden layers, 0.01 at the policy's output, 1 at
+    # the value's. An orthogonal W (out x in) with gain g has W W^T = g^2 I when
+    # out <= in, W^T W = g^2 I otherwise.
+    import math
+
+    from rtrl_agents_testenvs import Box
+
+    net_config = ra.rtu_ppo_network()
+    assert net_config.init == "orthogonal"
+    for space in (
+        Box((-1.0,) * 3, (1.0,) * 3, (3,)),
+        DelayedRecall(num_envs=1).spec.action_space,
+    ):
+        net = ra.ActorCriticNet(net_config, (7,), space, key=jax.random.PRNGKey(2))
+        layers = [
+            *[(layer, math.sqrt(2)) for layer in net.torso.layers],
+            *[(layer, math.sqrt(2)) for layer in net.policy.mlp.layers[:-1]],
+            (net.policy.mlp.layers[-1], 0.01),
+            *[(layer, math.sqrt(2)) for layer in net.value.mlp.layers[:-1]],
+            (net.value.mlp.layers[-1], 1.0),
+        ]
+        assert len(layers) == 5
+        for layer, gain in layers:
+            w = np.asarray(layer.weight, np.float64)
+            gram = w @ w.T if w.shape[0] <= w.shape[1] else w.T @ w
+            np.testing.assert_allclose(gram, gain**2 * np.eye(len(gram)), atol=1e-5)
+            np.testing.assert_array_equal(layer.bias, 0.0)
+    # The default stays Equinox's (not orthogonal, biases not zero).
+    default = dataclasses.replace(net_config, init="default")
+    net = ra.ActorCriticNet(
+        default, (7,), Box((-1.0,) * 3, (1.0,) * 3, (3,)), key=jax.random.PRNGKey(2)
+    )
+    w = np.asarray(net.torso.layers[0].weight, np.float64)
+    assert not np.allclose(w @ w.T, 2 * np.eye(len(w)), atol=1e-2)
+    assert np.any(np.asarray(net.torso.layers[0].bias) != 0)
+    with pytest.raises(ValueError, match="MLP torso"):
+        ra.NetworkConfig(torso=ra.TorsoConfig(kind="impala"), init="orthogonal")

@@ -191,3 +191,33 @@ def test_every_registered_config_is_valid():
             assert v.steps_per_update >= 1
             if isinstance(v.config, ra.R2ACConfig):
                 assert v.config.rollout_length >= 1
+
+
+def _recurrent_parameters(network):
+    import types
+
+    import equinox as eqx
+    import jax
+
+    net = ra.ActorCriticNet(
+        network, (5,), types.SimpleNamespace(n=3), key=jax.random.PRNGKey(0)
+    )
+    leaves = jax.tree.leaves(eqx.filter(net.core, eqx.is_inexact_array))
+    return sum(x.size for x in leaves)
+
+
+@pytest.mark.parametrize("name", ["mujoco-hopper-p", "popgym-repeatfirstmedium"])
+def test_rtu_paper_arms_are_its_recipe_at_equal_parameters(name):
+    # Elelimy et al. 2024: about 24k recurrent parameters per architecture behind
+    # a Dense 64 torso; the paper's own online LRU; the linear RTU in the released
+    # MuJoCo-P configs; orthogonal init; clipped value loss.
+    arms = {v.name: v.config for v in get_experiment(name).variants}
+    cells = {k: c.network.core.cell for k, c in arms.items()}
+    assert cells == {"rtu-rtrl": "rtu", "lru-rtrl": "online-lru", "gru-tbptt": "gru"}
+    counts = {k: _recurrent_parameters(c.network) for k, c in arms.items()}
+    assert counts["rtu-rtrl"] == 24_960
+    for k, n in counts.items():
+        assert abs(n - 24_960) / 24_960 < 0.01, (k, n)
+    assert arms["rtu-rtrl"].network.core.rtu_nonlinear == name.startswith("popgym")
+    for c in arms.values():
+        assert c.network.init == "orthogonal" and c.clip_value

@@ -195,7 +195,26 @@ class NetworkConfig:
     heads: HeadConfig = dataclasses.field(default_factory=HeadConfig)
     """The policy and value heads."""
 
+    init: Literal["default", "orthogonal"] = "default"
+    """Initialisation of the MLP torso's and the heads' dense layers.
+    ``"default"``: Equinox's (uniform, fan-in scaled; the policy's Gaussian mean
+    layer scaled by 0.01). ``"orthogonal"``: orthogonal weights and zero biases
+    with gains sqrt(2) for hidden layers, 0.01 for the policy's output and 1 for
+    the value's, as the RTU paper's released PPO and CleanRL. The recurrent
+    cell keeps its own initialisation either way."""
+
     def __post_init__(self) -> None:
+        if self.init not in ("default", "orthogonal"):
+            raise ValueError(
+                f"NetworkConfig.init must be 'default' or 'orthogonal', got "
+                f"{self.init!r}."
+            )
+        if self.init == "orthogonal" and self.torso.kind != "mlp":
+            raise ValueError(
+                "NetworkConfig.init='orthogonal' covers the MLP torso and the heads; "
+                f"the {self.torso.kind!r} torso has no orthogonal recipe here: use "
+                "init='default'."
+            )
         for name, kind in (
             ("torso", TorsoConfig),
             ("core", CoreConfig),
@@ -217,13 +236,15 @@ def impala_network(hidden_size: int = 256, method: str = "rtrl") -> NetworkConfi
 
 
 def rtu_ppo_network(method: str = "rtrl") -> NetworkConfig:
-    """The RTU paper's PPO network: Dense 64 tanh -> RTU(192) -> heads 64 tanh."""
+    """The RTU paper's PPO network: Dense 64 tanh -> RTU(192) -> heads 64 tanh,
+    orthogonal initialisation with the released code's gains."""
     return NetworkConfig(
         torso=TorsoConfig(
             kind="mlp", hidden_sizes=(64,), activation="tanh", reward_input=False
         ),
         core=CoreConfig(cell="rtu", hidden_size=192, method=method),
         heads=HeadConfig(hidden_sizes=(64,), activation="tanh"),
+        init="orthogonal",
     )
 
 

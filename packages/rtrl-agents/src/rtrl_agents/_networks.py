@@ -368,6 +368,40 @@ def check_action_space(config: HeadConfig, action_space: Any) -> str:
     return want
 
 
+def _orthogonal_linear(layer: eqx.nn.Linear, gain: float, key) -> eqx.nn.Linear:
+    init = jax.nn.initializers.orthogonal(gain)
+    weight = init(key, layer.weight.shape, layer.weight.dtype)
+    layer = eqx.tree_at(lambda m: m.weight, layer, weight)
+    if layer.bias is not None:
+        layer = eqx.tree_at(lambda m: m.bias, layer, jnp.zeros_like(layer.bias))
+    return layer
+
+
+def _orthogonal_init(torso, policy, value, key):
+    """The RTU paper's released PPO initialisation (and CleanRL's): orthogonal
+    weights, zero biases, gain sqrt(2) for hidden layers, 0.01 for the policy's
+    output layer and 1 for the value's."""
+    k_torso, k_pi, k_v = jax.random.split(key, 3)
+
+    def mlp(layers, last_gain, key):
+        keys = jax.random.split(key, len(layers))
+        gains = [math.sqrt(2.0)] * len(layers)
+        if last_gain is not None:
+            gains[-1] = last_gain
+        return tuple(
+            _orthogonal_linear(layer, g, k)
+            for layer, g, k in zip(layers, gains, keys, strict=True)
+        )
+
+    if torso.layers:
+        torso = eqx.tree_at(lambda t: t.layers, torso, mlp(torso.layers, None, k_torso))
+    policy = eqx.tree_at(
+        lambda p: p.mlp.layers, policy, mlp(policy.mlp.layers, 0.01, k_pi)
+    )
+    value = eqx.tree_at(lambda v: v.mlp.layers, value, mlp(value.mlp.layers, 1.0, k_v))
+    return torso, policy, value
+
+
 class AbstractRecurrentNet(eqx.Module):
     """A network around a recurrent core (any rtrl-cells cell, or none).
 
@@ -486,6 +520,11 @@ class ActorCriticNet(AbstractRecurrentNet):
                 feat, tuple(action_space.shape), config.heads, key=k_pi
             )
         self.value = ValueHead(feat, config.heads, key=k_v)
+        if config.init == "orthogonal":
+            # Keys of their own, so that the default initialisation is unchanged.
+            self.torso, self.policy, self.value = _orthogonal_init(
+                self.torso, self.policy, self.value, jax.random.fold_in(key, 1)
+            )
         self.method = config.core.method
         self.reward_input = config.torso.reward_input
         self.reward_clip = reward_clip
