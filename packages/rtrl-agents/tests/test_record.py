@@ -497,3 +497,24 @@ def test_an_agent_run_on_another_environment_is_named_at_once():
     carry = state.params.initial_carry()
     with pytest.raises(ValueError, match=r"built for observations of shape \(5,\)"):
         state.params.unroll(carry, jnp.zeros((3, 7)), jnp.zeros(3), jnp.zeros(3, bool))
+
+
+def test_short_orbax_save_waits_do_not_reach_the_terminal(caplog):
+    # Every save is waited for, so orbax's advice to checkpoint less often after
+    # a wait of a second or two (a busy machine) would only break the bar; a
+    # wait of a minute or more still shows.
+    import logging
+
+    from absl import logging as absl_logging
+
+    import rtrl_agents  # noqa: F401  (installs the filter)
+
+    msg = "Waiting for previous save to complete took %f seconds. If this number"
+    with caplog.at_level(logging.WARNING, logger="absl"):
+        absl_logging.warning(msg, 1.09)
+        absl_logging.warning(msg, 75.0)
+        absl_logging.warning("another orbax warning")
+    shown = [r.getMessage() for r in caplog.records]
+    assert not any("took 1.09" in m for m in shown)
+    assert any("took 75.0" in m for m in shown)
+    assert "another orbax warning" in shown

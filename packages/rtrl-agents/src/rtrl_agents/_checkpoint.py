@@ -404,6 +404,31 @@ def _digest(a: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
 
 
+class _ShortSaveWaits(logging.Filter):
+    """Drops orbax's "Waiting for previous save to complete took X seconds"
+    below a minute: each save here is waited for before training goes on, so a
+    wait of seconds on a busy machine is expected, and the line advising to
+    checkpoint less often would break the progress bar at every report."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if not message.startswith("Waiting for previous save to complete took"):
+            return True
+        try:
+            return float(message.split("took", 1)[1].split()[0]) >= 60.0
+        except (IndexError, ValueError):
+            return True
+
+
+def _install_save_wait_filter() -> None:
+    logger = logging.getLogger("absl")
+    if not any(isinstance(f, _ShortSaveWaits) for f in logger.filters):
+        logger.addFilter(_ShortSaveWaits())
+
+
+_install_save_wait_filter()
+
+
 @contextlib.contextmanager
 def _quiet_orbax():
     """Orbax logs its own warnings about a damaged checkpoint through absl; while
