@@ -218,8 +218,10 @@ def main() -> int:
             report = rng.randint(2, 98)
             got = _kill_at_report(argv, run / "metrics.jsonl", report)
             how = f"at report {report} ({got} records on disk)"
+        # Resumed with the progress output on, as a user types it.
+        loud = [a for a in argv if a != "--quiet"]
         resumed = subprocess.run(
-            [*CLI, *argv, "--resume"], capture_output=True, text=True, check=False
+            [*CLI, *loud, "--resume"], capture_output=True, text=True, check=False
         )
         row = {"trial": i, "kill": how, "resume_exit": resumed.returncode}
         if resumed.returncode == 0:
