@@ -121,3 +121,32 @@ def test_a_failed_evaluation_is_shown_not_dropped(tmp_path, score):
     _result(tmp_path, "rtrl", 0, score, [[100, 0.4]])
     write_report(tmp_path)
     assert "| rtrl | 1 | 1k | nan (1 seed) |" in (tmp_path / "report.md").read_text()
+
+
+def test_report_names_runs_made_with_another_config_than_the_registry():
+    # An override (or --config) must not pass for the registered experiment.
+    import dataclasses
+
+    import rtrl_agents as ra
+    from rtrl_bench import get_experiment
+    from rtrl_bench._report import registry_differences
+    from rtrl_bench._run import run_config
+
+    exp = get_experiment("horizon")
+    variant = exp.variants[0]
+    config = run_config(exp, variant, 0, 20_000)
+    result = {"experiment": "horizon", "variant": variant.name, "seed": 0}
+    result["frames"] = 20_000
+    same = {**result, "config": ra.config_to_json(config)}
+    assert registry_differences([same]) == []
+    agent = dataclasses.replace(config.agent, learning_rate=2e-3)
+    altered = {
+        **result,
+        "config": ra.config_to_json(dataclasses.replace(config, agent=agent)),
+    }
+    (line,) = registry_differences([altered])
+    assert line == f"{variant.name}: agent.learning_rate: 0.005 -> 0.002"
+    gone = {**same, "experiment": "no-such-experiment"}
+    assert registry_differences([gone]) == [
+        f"{variant.name}: not in this version's registry"
+    ]

@@ -372,6 +372,40 @@ def _mixed_budgets(results: list[dict]) -> list[str]:
     ]
 
 
+def registry_differences(results: list[dict]) -> list[str]:
+    """``"VARIANT: field: registry -> ran, ..."`` for each variant whose runs
+    were made with another config than the registry gives at the same budget
+    (overrides, ``--config``, ``--allow-config-change``), so that a report never
+    passes an altered run off as the registered experiment."""
+    import rtrl_agents as ra
+
+    from ._experiments import UnknownExperimentError, get_experiment
+    from ._run import run_config
+
+    out: dict[str, str] = {}
+    for r in results:
+        recorded = r.get("config")
+        if not isinstance(recorded, dict) or r["variant"] in out:
+            continue
+        try:
+            exp = get_experiment(r["experiment"])
+            (variant,) = [v for v in exp.variants if v.name == r["variant"]]
+            registry = run_config(
+                exp,
+                variant,
+                int(recorded.get("seed", r["seed"])),
+                int(recorded.get("frames", r["frames"])),
+                recorded.get("eval_every"),
+            )
+        except (UnknownExperimentError, ValueError, TypeError):
+            out[r["variant"]] = "not in this version's registry"
+            continue
+        diff = ra.config_diff(ra.config_to_json(registry), recorded)
+        if diff:
+            out[r["variant"]] = ra.format_diff(diff)
+    return [f"{name}: {text}" for name, text in out.items()]
+
+
 def _provenance_line(prov: dict) -> str:
     source = prov.get("source")
     if source is None:  # results written before rtrl-bench 0.3
@@ -448,6 +482,13 @@ def write_report(folder: str | Path, out: str | Path | None = None) -> dict[str,
                 "",
                 f"**Budgets differ between seeds** ({'; '.join(mixed)}): the "
                 "scores above mix them and are not comparable.",
+            ]
+        altered = registry_differences(rs)
+        if altered:
+            lines += [
+                "",
+                f"**Not the registry's `{exp}`**: these variants ran with another "
+                "config (registry -> ran): " + "; ".join(altered) + ".",
             ]
         lines += _paper_rows(rs)
         lines += ["", f"![learning curves]({png.name})", ""]
