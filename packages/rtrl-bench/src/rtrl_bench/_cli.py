@@ -32,7 +32,7 @@ class _Help(argparse.HelpFormatter):
         text = action.help or ""
         if (
             "default" not in text
-            and action.default not in (None, False, argparse.SUPPRESS)
+            and action.default not in (None, False, argparse.SUPPRESS, [])
             and action.option_strings
         ):
             default = action.default
@@ -575,7 +575,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         default=None,
         help="run on another rtrl-envs environment (e.g. gymnax/Acrobot-v1; "
-        "`rtrl-bench run gymnax --env.name ...` runs any gymnax id)",
+        "`rtrl-bench run gymnax --env.name ...` runs any gymnax id; default: the "
+        "experiment's)",
     )
     p.add_argument(
         "--env.num-envs",
@@ -592,7 +593,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="an environment option, repeatable (gymnax: any EnvParams field, "
-        "e.g. memory_length=20); values are JSON",
+        "e.g. memory_length=20); values are JSON (default: the experiment's)",
     )
     p.add_argument(
         "--frames",
@@ -651,13 +652,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="UPDATES",
         help="also evaluate greedily on the held-out environments every this many "
-        "updates during training (TensorBoard eval/<metric>; rounded to reports)",
+        "updates during training (TensorBoard eval/<metric>; rounded to reports; "
+        "default: only at the end)",
     )
     p.add_argument(
         "--ray",
         metavar="ADDRESS",
         default=None,
-        help="train on Ray actors: a cluster address or 'local'",
+        help="train on Ray actors: a cluster address or 'local' (default: no Ray, "
+        "one process)",
     )
     p.add_argument(
         "--actors",
