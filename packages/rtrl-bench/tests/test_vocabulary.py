@@ -52,7 +52,7 @@ def test_names_are_validated_against_the_registries(capsys):
     assert SequenceConfig("copy", "elstm", 4, "chunked").method == "chunked"
     with pytest.raises(SystemExit):
         main(["gradcheck", "--cells", "LeakyTanh"])  # not registered now
-    assert "invalid choice: 'LeakyTanh'" in capsys.readouterr().err
+    assert "unknown cell 'LeakyTanh'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["gradcheck", "--methods", "bptt"])  # not exact: nothing to check
     assert "invalid choice: 'bptt'" in capsys.readouterr().err
@@ -69,3 +69,17 @@ def test_columns_and_choices_come_from_the_registries():
     assert set(_complexity.METHODS) >= {
         f"exact-{m}" for m in _gradcheck.exact_methods()
     }
+
+
+def test_cells_options_take_registry_names_and_labels(capsys):
+    # A user types the name a cell is registered by (what configs hold), or a
+    # label of one of its option sets.
+    from rtrl_bench._cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["gradcheck", "--cells", "rtu", "ELSTM", "online-lru"])
+    assert args.cells == ["RTU(relu)", "RTU(tanh)", "RTU(linear)", "ELSTM", "OnlineLRU"]
+    assert parser.parse_args(["speed", "--cells", "LRU", "lru"]).cells == ["LRU"]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["speed", "--cells", "gru"])  # dense: not in speed
+    assert "unknown cell 'gru'" in capsys.readouterr().err

@@ -240,6 +240,36 @@ def _complexity(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cells_action(labels: list[str]) -> type[argparse.Action]:
+    """``--cells``: example labels (``RTU(linear)``) or registry names (``rtu``:
+    every example of that kind), in the order given."""
+    import rtrl_cells as rc
+
+    examples = rc.cell_examples()
+    by_name: dict[str, list[str]] = {}
+    for label in labels:
+        if label in examples:
+            by_name.setdefault(examples[label].kind.name, []).append(label)
+
+    class CellsAction(argparse.Action):
+        def __call__(self, parser, namespace, values, option_string=None):
+            chosen: list[str] = []
+            for value in values:
+                if value in labels:
+                    chosen.append(value)
+                elif value.lower() in by_name:
+                    chosen += by_name[value.lower()]
+                else:
+                    parser.error(
+                        f"argument {option_string}: unknown cell {value!r}: give a "
+                        f"registered name ({', '.join(by_name)}) or one of "
+                        f"{', '.join(labels)}"
+                    )
+            setattr(namespace, self.dest, list(dict.fromkeys(chosen)))
+
+    return CellsAction
+
+
 def _add_registry_options(sub: argparse._SubParsersAction) -> None:
     """The options that name cells and methods, whose choices are rtrl-cells'.
 
@@ -257,7 +287,13 @@ def _add_registry_options(sub: argparse._SubParsersAction) -> None:
     p = sub.choices["gradcheck"]
     examples = list(rc.example_cells(jax.random.PRNGKey(0)))
     p.add_argument(
-        "--cells", nargs="+", choices=examples, default=None, help="default: all"
+        "--cells",
+        nargs="+",
+        action=_cells_action(examples),
+        default=None,
+        metavar="CELL",
+        help="registered names (rtu: each of its option sets) or labels such as "
+        "'RTU(linear)' or 'Stack(ELSTM,ELSTM)' (default: all)",
     )
     p.add_argument(
         "--methods",
@@ -270,11 +306,20 @@ def _add_registry_options(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--cells",
         nargs="+",
-        choices=CELLS,
+        action=_cells_action(list(CELLS)),
         default=list(CELLS),
-        help="default: every registered element-wise cell",
+        metavar="CELL",
+        help="registered names or labels such as 'RTU(linear)' (default: every "
+        "registered element-wise cell)",
     )
-    p.add_argument("--memory-cells", nargs="+", choices=CELLS, default=[CELLS[0]])
+    p.add_argument(
+        "--memory-cells",
+        nargs="+",
+        action=_cells_action(list(CELLS)),
+        default=[CELLS[0]],
+        metavar="CELL",
+        help=f"cells of the memory table (default: {CELLS[0]})",
+    )
     p = sub.choices["complexity"]
     for flag, dense, what in (
         ("--cell", False, "layer cell"),
