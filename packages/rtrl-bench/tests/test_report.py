@@ -150,3 +150,18 @@ def test_report_names_runs_made_with_another_config_than_the_registry():
     assert registry_differences([gone]) == [
         f"{variant.name}: not in this version's registry"
     ]
+
+
+def test_report_states_deliberate_deviations_next_to_the_scores(tmp_path):
+    from rtrl_bench import get_experiment
+
+    (deviation,) = get_experiment("mujoco-hopper-p").deviations
+    assert "time limit" in deviation
+    _result(tmp_path, "rtrl", 0, 0.9, [[100, 0.4]], deviations=[deviation])
+    text = write_report(tmp_path)["markdown"].read_text()
+    section = text.split("## horizon", 1)[1]
+    assert f"can move these numbers: {deviation}." in section
+    # None claimed where an experiment declares none.
+    other = tmp_path / "other"
+    _result(other, "rtrl", 0, 0.9, [[100, 0.4]])
+    assert "Deliberate deviations" not in write_report(other)["markdown"].read_text()

@@ -207,6 +207,11 @@ class Experiment:
     requires: str | None = None
     """A module that must be importable to run it (``"deepmind_lab"``)."""
 
+    deviations: tuple[str, ...] = ()
+    """Where this implementation deliberately differs from the paper's released
+    code in a way that can move the numbers; written into ``result.json`` and
+    shown by ``report`` next to the scores."""
+
     def __post_init__(self) -> None:
         if not self.variants:
             raise ValueError(f"Experiment {self.name!r} needs at least one variant.")
@@ -430,6 +435,14 @@ def _chaser(m: int) -> Experiment:
     )
 
 
+TRUNCATION = (
+    "an episode cut by the time limit bootstraps from the value of its last "
+    "observation, where the RTU paper's released PPO treats it as a termination "
+    "(value 0); this changes the value targets of the last steps before a "
+    "time-limit cut only"
+)
+
+
 def _ppo_arms(rollout: int = 2048, linear_rtu: bool = False) -> tuple[Variant, ...]:
     """The RTU paper's three PPO arms at about 24.9k recurrent parameters each
     (input 64): RTU(192) 24,960, the paper's online LRU(84) 25,116, GRU(64)
@@ -460,6 +473,7 @@ def _mujoco(task: str) -> Experiment:
         env=EnvConfig(f"mujoco-pomdp/{task}", 1),
         # The RTU paper's released MuJoCo-P configs use the linear RTU.
         variants=_ppo_arms(linear_rtu=True),
+        deviations=(TRUNCATION,),
         frames=200_000,
     )
 
@@ -473,6 +487,7 @@ def _popgym(task: str) -> Experiment:
         ),
         env=EnvConfig(f"popgym/{task}", 8),
         variants=_ppo_arms(rollout=256),
+        deviations=(TRUNCATION,),
         frames=200_000,
     )
 

@@ -483,6 +483,13 @@ def write_report(folder: str | Path, out: str | Path | None = None) -> dict[str,
                 f"**Budgets differ between seeds** ({'; '.join(mixed)}): the "
                 "scores above mix them and are not comparable.",
             ]
+        deviations = sorted({d for r in rs for d in r.get("deviations") or ()})
+        if deviations:
+            lines += [
+                "",
+                "Deliberate deviations from the paper's released code that can move "
+                "these numbers: " + "; ".join(deviations) + ".",
+            ]
         altered = registry_differences(rs)
         if altered:
             lines += [

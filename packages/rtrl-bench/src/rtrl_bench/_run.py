@@ -675,6 +675,7 @@ def run_variant(
             "paper_frames": exp.paper_frames,
             "reference": list(exp.reference) if exp.reference else None,
             "description": exp.description,
+            "deviations": list(exp.deviations),
             "config": config_json,
             "ray": dataclasses.asdict(ray) if ray is not None else None,
             "curve_metric": curve_key,
