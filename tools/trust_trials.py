@@ -110,7 +110,7 @@ def _arrays(run: Path) -> list:
         seed=0,
         **dict(config.env.options),
     )
-    agent = ra.R2AC(config.agent, env.spec)
+    agent = ra.r2ac(config.agent, env.spec)
     template = ra.init_runner(agent, env, jax.random.PRNGKey(0))
     ckpt = ra.Checkpointer(str(run / "ckpt"))
     state = ckpt.restore(template, ckpt.latest_step())
