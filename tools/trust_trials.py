@@ -75,7 +75,10 @@ def _scalars(run: Path) -> list[tuple]:
         data, pos = path.read_bytes(), 0
         while pos + 12 <= len(data):
             (n,) = struct.unpack("<Q", data[pos : pos + 8])
-            event = event_pb2.Event.FromString(data[pos + 12 : pos + 12 + n])
+            # protoc-generated classes are invisible to static analysis.
+            event = event_pb2.Event.FromString(  # pyright: ignore[reportAttributeAccessIssue]
+                data[pos + 12 : pos + 12 + n]
+            )
             pos += 16 + n
             out += [
                 (v.tag, event.step, v.simple_value)
@@ -184,7 +187,7 @@ CORRUPTIONS = (
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--write-kill-every", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
