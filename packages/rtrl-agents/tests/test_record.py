@@ -514,7 +514,10 @@ def test_short_orbax_save_waits_do_not_reach_the_terminal(caplog):
         absl_logging.warning(msg, 1.09)
         absl_logging.warning(msg, 75.0)
         absl_logging.warning("another orbax warning")
+        # A damaged checkpoint's metadata: restore's own warning says it.
+        absl_logging.error("Failed to json parse Metadata file: /x/ckpt/3/m, ...")
     shown = [r.getMessage() for r in caplog.records]
+    assert not any("Metadata" in m for m in shown)
     assert not any("took 1.09" in m for m in shown)
     assert any("took 75.0" in m for m in shown)
     assert "another orbax warning" in shown

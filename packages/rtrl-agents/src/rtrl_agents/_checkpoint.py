@@ -405,13 +405,21 @@ def _digest(a: np.ndarray) -> str:
 
 
 class _ShortSaveWaits(logging.Filter):
-    """Drops orbax's "Waiting for previous save to complete took X seconds"
-    below a minute: each save here is waited for before training goes on, so a
-    wait of seconds on a busy machine is expected, and the line advising to
-    checkpoint less often would break the progress bar at every report."""
+    """Drops two orbax log lines that say nothing the user needs:
+
+    * "Waiting for previous save to complete took X seconds" below a minute:
+      each save here is waited for before training goes on, so a wait of
+      seconds on a busy machine is expected, and the line advising to
+      checkpoint less often would break the progress bar at every report;
+    * "Failed to json parse Metadata file ...": a damaged checkpoint, which
+      restore reports in its own one-line warning (and sets aside) when it
+      reaches it.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
+        if message.startswith("Failed to json parse Metadata file"):
+            return False
         if not message.startswith("Waiting for previous save to complete took"):
             return True
         try:
