@@ -19,6 +19,7 @@ from ._config import TDPredictorConfig as TDPredictorConfig
 from ._config import TorsoConfig as TorsoConfig
 from ._config import impala_network as impala_network
 from ._config import rtu_ppo_network as rtu_ppo_network
+from ._config import streaming_network as streaming_network
 from ._core import AbstractAgentState as AbstractAgentState
 from ._core import AbstractOptimizedState as AbstractOptimizedState
 from ._core import ActorOutput as ActorOutput
@@ -73,19 +74,34 @@ from ._losses import vtrace_actor_critic_loss as vtrace_actor_critic_loss
 from ._make import AgentConfig as AgentConfig
 from ._make import make_agent as make_agent
 from ._networks import AbstractRecurrentNet as AbstractRecurrentNet
+from ._networks import AbstractTorsoNet as AbstractTorsoNet
+from ._networks import ActorCriticCarry as ActorCriticCarry
 from ._networks import ActorCriticNet as ActorCriticNet
 from ._networks import CategoricalHead as CategoricalHead
 from ._networks import GaussianHead as GaussianHead
 from ._networks import ImpalaTorso as ImpalaTorso
 from ._networks import MLPTorso as MLPTorso
+from ._networks import PolicyNet as PolicyNet
+from ._networks import SeparateActorCriticNet as SeparateActorCriticNet
 from ._networks import ValueHead as ValueHead
+from ._networks import ValueNet as ValueNet
+from ._networks import layer_norm as layer_norm
+from ._networks import sparse_linear as sparse_linear
+from ._normalize import ReturnScaler as ReturnScaler
 from ._normalize import RewardScaler as RewardScaler
 from ._normalize import RunningMeanStd as RunningMeanStd
+from ._normalize import SampleMoments as SampleMoments
+from ._normalize import episode_time as episode_time
 from ._normalize import normalize as normalize
+from ._normalize import return_scaler_init as return_scaler_init
 from ._normalize import reward_scaler_init as reward_scaler_init
 from ._normalize import running_mean_std_init as running_mean_std_init
 from ._normalize import running_mean_std_update as running_mean_std_update
+from ._normalize import sample_moments_init as sample_moments_init
+from ._normalize import sample_moments_update as sample_moments_update
+from ._normalize import scale_reward_step as scale_reward_step
 from ._normalize import scale_rewards as scale_rewards
+from ._normalize import standardize as standardize
 from ._ppo import PPOExtras as PPOExtras
 from ._ppo import PPOMinibatch as PPOMinibatch
 from ._ppo import PPOState as PPOState
@@ -118,13 +134,17 @@ from ._serialize import format_diff as format_diff
 from ._streaming import EligibilityTraces as EligibilityTraces
 from ._streaming import StepSizes as StepSizes
 from ._streaming import StreamingACState as StreamingACState
+from ._streaming import StreamingCarry as StreamingCarry
 from ._streaming import streaming_ac as streaming_ac
+from ._streaming import streaming_inputs as streaming_inputs
 
 __all__ = [
     "AbstractAgentState",
     "AbstractOptimizedState",
     "AbstractRecurrentNet",
+    "AbstractTorsoNet",
     "Actor",
+    "ActorCriticCarry",
     "ActorCriticNet",
     "ActorOutput",
     "Agent",
@@ -157,11 +177,13 @@ __all__ = [
     "PPOExtras",
     "PPOMinibatch",
     "PPOState",
+    "PolicyNet",
     "PredictionNet",
     "ProgressBar",
     "R2ACConfig",
     "R2ACState",
     "Restored",
+    "ReturnScaler",
     "RewardScaler",
     "RolloutWorker",
     "RunExistsError",
@@ -170,12 +192,15 @@ __all__ = [
     "RunRecord",
     "RunnerState",
     "RunningMeanStd",
+    "SampleMoments",
+    "SeparateActorCriticNet",
     "SequenceBatch",
     "SequenceLearnerConfig",
     "SequenceLearnerState",
     "StepSizes",
     "StreamingACConfig",
     "StreamingACState",
+    "StreamingCarry",
     "TDPredictorConfig",
     "TDPredictorState",
     "TensorBoardWriter",
@@ -184,6 +209,7 @@ __all__ = [
     "TrainResult",
     "Trajectory",
     "ValueHead",
+    "ValueNet",
     "actor_name",
     "apply_gradients",
     "array_paths",
@@ -196,6 +222,7 @@ __all__ = [
     "default_writers",
     "eligibility_trace",
     "episode_sums",
+    "episode_time",
     "format_diff",
     "gae",
     "guard_nonfinite",
@@ -204,6 +231,7 @@ __all__ = [
     "impala_network",
     "init_runner",
     "initial_run_state",
+    "layer_norm",
     "linear_decay",
     "make_agent",
     "make_train",
@@ -219,6 +247,7 @@ __all__ = [
     "r2ac_stream_loss",
     "read_metrics",
     "read_run_config",
+    "return_scaler_init",
     "reward_scaler_init",
     "rollout_final_carry",
     "rtu_ppo_network",
@@ -226,10 +255,17 @@ __all__ = [
     "run_updates",
     "running_mean_std_init",
     "running_mean_std_update",
+    "sample_moments_init",
+    "sample_moments_update",
+    "scale_reward_step",
     "scale_rewards",
     "sequence_learner",
     "sequence_loss",
+    "sparse_linear",
+    "standardize",
     "streaming_ac",
+    "streaming_inputs",
+    "streaming_network",
     "summarise",
     "take_hyperparams",
     "td_predictor",

@@ -145,8 +145,10 @@ class Actor:
         chunked = rc.method(trace_update) is rc.CHUNKED and _uses_traces(state.params)
         if chunked and agent.act_state_only is None:
             raise ValueError(
-                f"{type(agent.config).__name__}'s learner reads the carry of every "
-                "step, so its actors must advance the traces every step: use "
+                f"{type(agent.config).__name__}'s agent offers no state-only actor "
+                "step (its learner reads the carry of every step, or its actor's "
+                "input depends on the agent state), so its actors must advance "
+                "the traces every step: use "
                 "trace_update='online'."
             )
         self._chunked = chunked

@@ -15,9 +15,14 @@ import rtrl_cells as rc
 # Cell and gradient-method names are rtrl-cells' (rc.CELLS, rc.METHODS); this is
 # the one name a configuration adds: no recurrent core at all.
 NO_CELL = "none"
-ACTIVATIONS: tuple[str, ...] = ("relu", "tanh")
+ACTIVATIONS: tuple[str, ...] = ("relu", "tanh", "leaky_relu")
+# The RTU cell's own choices (rtrl-cells): its recurrence takes no leaky ReLU.
+RTU_ACTIVATIONS: tuple[str, ...] = ("relu", "tanh")
 
-Activation = Literal["relu", "tanh"]
+Activation = Literal["relu", "tanh", "leaky_relu"]
+"""Dense-layer non-linearity; ``"leaky_relu"`` has slope 0.01 below zero
+(PyTorch's default, Elsayed et al.'s ``F.leaky_relu``)."""
+RTUActivation = Literal["relu", "tanh"]
 
 
 def _positive_int(owner: str, **values: object) -> None:
@@ -79,7 +84,7 @@ class TorsoConfig:
     """MLP layer widths (``kind="mlp"``); empty passes the observation through."""
 
     activation: Activation = "relu"
-    """MLP non-linearity: ``"relu"`` or ``"tanh"``."""
+    """MLP non-linearity: ``"relu"``, ``"tanh"`` or ``"leaky_relu"``."""
 
     channels: tuple[int, ...] = (16, 32, 32)
     """IMPALA stage channels (``kind="impala"``)."""
@@ -127,7 +132,7 @@ class CoreConfig:
     rtu_nonlinear: bool = True
     """RTU only: non-linear (activation inside the recurrence) or linear RTU."""
 
-    rtu_activation: Activation = "relu"
+    rtu_activation: RTUActivation = "relu"
     """RTU only: ``"relu"`` or ``"tanh"``."""
 
     r_min: float = 0.0
@@ -140,7 +145,7 @@ class CoreConfig:
         _choice("CoreConfig", "cell", self.cell, (*rc.CELLS, NO_CELL))
         _positive_int("CoreConfig", hidden_size=self.hidden_size)
         _choice("CoreConfig", "method", self.method, rc.method_names())
-        _choice("CoreConfig", "rtu_activation", self.rtu_activation, ACTIVATIONS)
+        _choice("CoreConfig", "rtu_activation", self.rtu_activation, RTU_ACTIVATIONS)
         _in_range("CoreConfig", "r_min", self.r_min, 0.0, 1.0)
         _in_range("CoreConfig", "r_max", self.r_max, 0.0, 1.0)
         if self.r_min > self.r_max:
@@ -431,62 +436,198 @@ class PPOConfig:
             _positive("PPOConfig", "reward_clip", self.reward_clip)
 
 
+def streaming_network(
+    hidden_size: int = 128, cell: str = "elstm", method: str = "rtrl-online"
+) -> NetworkConfig:
+    """Elsayed et al. 2024's streaming networks with a recurrent core.
+
+    Their actor and critic are ``Linear(128) -> LayerNorm -> LeakyReLU ->
+    Linear(128) -> LayerNorm -> LeakyReLU -> output`` (``Actor``/``Critic`` in
+    their ``stream_ac_visual_mujoco.py``). Here the core sits between the two
+    hidden layers: ``Dense 128 -> cell(128) -> Dense 128 -> output``, leaky ReLU
+    (slope 0.01); the LayerNorm and the sparse initialisation are switches of
+    :class:`StreamingACConfig` (``layer_norm``, ``sparse_init``).
+
+    Args:
+        hidden_size: width of the dense layers and of the cell (their 128).
+        cell: the core (a name of ``rtrl_cells.CELLS``, or ``"none"``).
+        method: its gradient method (online RTRL: one update per step).
+    """
+    return NetworkConfig(
+        torso=TorsoConfig(
+            hidden_sizes=(hidden_size,), activation="leaky_relu", reward_input=False
+        ),
+        core=CoreConfig(cell=cell, hidden_size=hidden_size, method=method),
+        heads=HeadConfig(hidden_sizes=(hidden_size,), activation="leaky_relu"),
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class StreamingACConfig:
     """Streaming actor-critic: one update per environment step (online RTRL).
 
-    TD(lambda) actor and critic with eligibility traces and the ObGD step-size
-    bound (Elsayed, Vasan and Mahmood 2024, "Streaming deep reinforcement learning
-    finally works"): the effective step never overshoots the TD error.
+    Stream AC(lambda) of Elsayed, Vasan and Mahmood 2024 ("Streaming deep
+    reinforcement learning finally works"; released code
+    ``mohmdelsayed/streaming-drl``, ``stream_ac_visual_mujoco.py`` and
+    ``pixel_mujoco/wrappers.py``, cited below by file and name): TD(lambda)
+    actor and critic with eligibility traces and the ObGD step-size bound (the
+    effective step never overshoots the TD error), sparse initialisation,
+    parameter-free LayerNorm, observation normalisation and reward scaling
+    updated every step, the time-in-episode input, and separate actor and critic
+    networks. Every part of the recipe is a switch here, on by default. With
+    every switch off and 0.2's network (``NetworkConfig(torso=TorsoConfig(
+    hidden_sizes=(64,), reward_input=False), core=CoreConfig(hidden_size=64,
+    method="rtrl-online"))``) this is the agent of rtrl-agents 0.2: one network
+    with a policy and a value head, raw observations and rewards.
+
+    Kept apart from their code on purpose: the recurrent core (their networks
+    are feedforward); a truncated episode bootstraps from its last value (their
+    ``done_mask`` also cuts it at truncation); the Gaussian policy's log-std is
+    a state-independent parameter (theirs is ``softplus`` of a linear layer);
+    with several streams the updates are averaged and the moments shared.
     """
 
-    network: NetworkConfig = dataclasses.field(
-        default_factory=lambda: NetworkConfig(
-            torso=TorsoConfig(hidden_sizes=(64,), reward_input=False),
-            core=CoreConfig(cell="elstm", hidden_size=64, method="rtrl-online"),
-        )
-    )
-    """The network; its core is stepped with online RTRL."""
+    network: NetworkConfig = dataclasses.field(default_factory=streaming_network)
+    """The network (default :func:`streaming_network`: Dense 128 leaky ReLU ->
+    eLSTM(128) -> heads Dense 128 leaky ReLU, as their 128-wide ``Actor`` and
+    ``Critic`` with the core between the two hidden layers); its core is
+    stepped with online RTRL. With ``separate_networks`` the actor and the
+    critic each get one of these, with a policy or a value head."""
 
     discount: float = 0.99
-    """Discount gamma."""
+    """Discount gamma (their ``--gamma 0.99``)."""
 
     trace_lambda: float = 0.8
-    """Eligibility-trace decay lambda of actor and critic."""
+    """Eligibility-trace decay lambda of actor and critic (their ``--lamda 0.8``)."""
 
     actor_learning_rate: float = 1.0
-    """ObGD step size of the actor."""
+    """ObGD step size of the actor (their ``--lr 1.0``)."""
 
     critic_learning_rate: float = 1.0
-    """ObGD step size of the critic."""
+    """ObGD step size of the critic (their ``--lr 1.0``)."""
 
     actor_kappa: float = 3.0
-    """ObGD bound of the actor."""
+    """ObGD bound of the actor (their ``--kappa_policy 3.0``)."""
 
     critic_kappa: float = 2.0
-    """ObGD bound of the critic."""
+    """ObGD bound of the critic (their ``--kappa_value 2.0``)."""
 
     entropy_cost: float = 0.01
-    """Entropy bonus folded into the actor's eligibility trace."""
+    """Entropy bonus, times ``sign(delta)``, folded into the actor's eligibility
+    trace (their ``--entropy_coeff 0.01``, ``StreamAC.update_params``)."""
 
     reward_clip: float | None = None
-    """Clip rewards to ``[-c, c]``; ``None``: no clipping."""
+    """Clip the TD rewards (after scaling, with ``scale_rewards``) and the reward
+    input to ``[-c, c]``; ``None``: no clipping (theirs)."""
+
+    separate_networks: bool = True
+    """Two networks, each with its own torso, core, head, eligibility trace and
+    ObGD step (their ``Actor`` and ``Critic``, ``StreamAC.__init__``): the
+    critic's update never moves the actor's parameters and vice versa.
+    ``False``: one network with a policy and a value head whose two traces
+    cover all parameters (rtrl-agents 0.2)."""
+
+    sparse_init: bool = True
+    """Sparse initialisation of every dense layer of the MLP torso and the heads
+    (their ``initialize_weights`` -> ``sparse_init(m.weight, sparsity=0.9)``,
+    ``m.bias.data.fill_(0.0)``): a weight ``(fan_out, fan_in)`` is uniform in
+    ``+-sqrt(1 / fan_in)``, then in each output row ``ceil(sparsity * fan_in)``
+    inputs drawn at random are set to 0; biases are 0. The recurrent cell and an
+    IMPALA torso keep their own initialisation. ``False``: ``network.init``
+    (Equinox's default, or orthogonal). As in their code, a layer with at most
+    9 inputs starts all zero at sparsity 0.9; the LayerNorm's gradient revives
+    it, but a network of such layers only (width < 10) cannot learn."""
+
+    sparsity: float = 0.9
+    """Fraction of each output row's inputs zeroed by ``sparse_init`` (their
+    ``sparsity=0.9``), in ``[0, 1)``."""
+
+    layer_norm: bool = True
+    """LayerNorm without learnable parameters after every hidden dense layer of
+    the MLP torso and the heads, before the activation (their
+    ``F.layer_norm(x, x.size())``, PyTorch's ``eps = 1e-5``, then
+    ``F.leaky_relu``). ``False``: none (rtrl-agents 0.2)."""
+
+    normalize_observations: bool = True
+    """Standardise observations by their running sample mean and variance,
+    updated every step with the observation before it is used (their
+    ``NormalizeObservation`` with ``SampleMeanStd``: Welford, variance 1 until
+    two samples, ``(o - mean) / sqrt(var + eps)``, no clipping). The moments are
+    shared by the streams and live in the agent state
+    (``StreamingACState.observation_moments``). Vector observations only."""
+
+    scale_rewards: bool = True
+    """Divide the TD rewards by the running sample std of each stream's
+    discounted return ``u <- discount * u * (1 - done) + r``, updated every step
+    before it is used (their ``ScaleReward``; the mean is not subtracted). The
+    returns are per stream, their moments shared, both in the agent state
+    (``StreamingACState.reward_scaler``). The network's reward input stays raw."""
+
+    normalize_eps: float = 1e-8
+    """Added to both variances before the square root (their ``epsilon=1e-8``)."""
+
+    time_input: bool = True
+    """Append the time in the episode to the (normalised) observation (their
+    ``AddTimeInfo``, the outermost wrapper, so it is not normalised): ``-0.5`` on
+    the first two observations of an episode, then ``1 / time_limit`` more at
+    each step, i.e. ``-0.5 + max(k - 1, 0) / time_limit`` for the ``k``-th
+    observation (``k = 0`` at the episode's first). The step count ``k`` of each
+    stream is in the actor's carry (it resets at ``first``, as the core's
+    state). Vector observations only."""
+
+    time_limit: int = 1000
+    """The ``time_limit`` of the time input: their ``pixel_mujoco/wrappers.py``
+    fixes it to 1000 (the MuJoCo and DM Control episode length); their
+    vector-observation wrapper, which we could not read in its released form,
+    is reported to take the environment's ``max_episode_steps``, which an agent
+    here cannot see: set it to the task's episode limit."""
 
     def __post_init__(self) -> None:
+        owner = "StreamingACConfig"
         if not isinstance(self.network, NetworkConfig):
-            raise ValueError("StreamingACConfig.network must be a NetworkConfig.")
-        _in_range("StreamingACConfig", "discount", self.discount, 0.0, 1.0)
-        _in_range("StreamingACConfig", "trace_lambda", self.trace_lambda, 0.0, 1.0)
+            raise ValueError(f"{owner}.network must be a NetworkConfig.")
+        _in_range(owner, "discount", self.discount, 0.0, 1.0)
+        _in_range(owner, "trace_lambda", self.trace_lambda, 0.0, 1.0)
         for name in (
             "actor_learning_rate",
             "critic_learning_rate",
             "actor_kappa",
             "critic_kappa",
+            "normalize_eps",
         ):
-            _positive("StreamingACConfig", name, getattr(self, name))
-        _non_negative("StreamingACConfig", "entropy_cost", self.entropy_cost)
+            _positive(owner, name, getattr(self, name))
+        _non_negative(owner, "entropy_cost", self.entropy_cost)
         if self.reward_clip is not None:
-            _positive("StreamingACConfig", "reward_clip", self.reward_clip)
+            _positive(owner, "reward_clip", self.reward_clip)
+        for name in (
+            "separate_networks",
+            "sparse_init",
+            "layer_norm",
+            "normalize_observations",
+            "scale_rewards",
+            "time_input",
+        ):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(
+                    f"{owner}.{name} must be a bool, got {getattr(self, name)!r}."
+                )
+        _number(owner, "sparsity", self.sparsity)
+        if not 0.0 <= self.sparsity < 1.0:
+            raise ValueError(f"{owner}.sparsity={self.sparsity!r} must lie in [0, 1).")
+        _positive_int(owner, time_limit=self.time_limit)
+        if self.sparse_init and self.network.init != "default":
+            raise ValueError(
+                f"{owner}.sparse_init=True replaces network.init="
+                f"{self.network.init!r}; set sparse_init=False or init='default'."
+            )
+        if self.network.torso.kind != "mlp":
+            for name in ("normalize_observations", "time_input"):
+                if getattr(self, name):
+                    raise ValueError(
+                        f"{owner}.{name} applies to vector observations (an MLP "
+                        f"torso); set it False for the {self.network.torso.kind!r} "
+                        "torso."
+                    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -31,7 +31,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-from ._networks import ActorCriticNet
+from ._networks import ActorCriticNet, SeparateActorCriticNet
 
 Metrics = dict[str, Array]
 """Scalars (or small arrays) an update reports, by name."""
@@ -147,7 +147,9 @@ class Agent(Generic[S, E]):
             the rollout's first (``carry_0``): their actors may advance the
             traces once per rollout instead of every step
             (``Actor(trace_update="chunked")``). ``None`` for agents that store
-            the carry of every step (PPO).
+            the carry of every step (PPO), or whose actor's input is not the raw
+            timestep (the streaming agent with observation normalisation or the
+            time input: the chunked re-run could not rebuild it).
     """
 
     init: Callable[[PRNGKeyArray], S]
@@ -271,7 +273,7 @@ def batched_initial_carry(net: Any, num_envs: int) -> Carry:
 
 
 def actor_step(
-    net: ActorCriticNet,
+    net: ActorCriticNet | SeparateActorCriticNet,
     carry: Carry,
     timestep: Any,
     key: PRNGKeyArray,

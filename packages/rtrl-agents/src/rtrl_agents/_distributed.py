@@ -477,8 +477,10 @@ def _learner_agent(
     traces = core.recurrent and rc.method(core.method).advances_traces
     if dist.actor_traces == "chunked" and traces and agent.act_state_only is None:
         raise ValueError(
-            f"{name}'s learner reads the carry of every step, so its actors must "
-            "advance the traces every step: use actor_traces='online'."
+            f"{name}'s agent offers no state-only actor step (its learner reads "
+            "the carry of every step, or its actor's input depends on the agent "
+            "state), so its actors must advance the traces every step: use "
+            "actor_traces='online'."
         )
     return agent
 

@@ -6,7 +6,7 @@ Everything is an unbatched, single-stream Equinox module; batch with ``jax.vmap`
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
@@ -18,11 +18,31 @@ import rtrl_cells as rc
 from ._config import CoreConfig, HeadConfig, NetworkConfig, TorsoConfig
 from ._env import action_dim, is_discrete
 
-_ACT = {"relu": jax.nn.relu, "tanh": jnp.tanh}
+_ACT = {"relu": jax.nn.relu, "tanh": jnp.tanh, "leaky_relu": jax.nn.leaky_relu}
+
+LAYER_NORM_EPS = 1e-5
+"""PyTorch's ``F.layer_norm`` epsilon (Elsayed et al.'s networks use its default)."""
 
 
 def _act(name: str):
     return _ACT[name]
+
+
+def layer_norm(
+    x: Float[Array, " F"], eps: float = LAYER_NORM_EPS
+) -> Float[Array, " F"]:
+    """LayerNorm without learnable parameters: ``(x - mean) / sqrt(var + eps)``
+    over the features (population variance), as ``F.layer_norm(x, x.size())``
+    in Elsayed et al. 2024's networks."""
+    mean = jnp.mean(x, axis=-1, keepdims=True)
+    var = jnp.mean((x - mean) ** 2, axis=-1, keepdims=True)
+    return (x - mean) / jnp.sqrt(var + eps)
+
+
+def _hidden(layer: eqx.nn.Linear, h: Array, activation: str, norm: bool) -> Array:
+    """A hidden dense layer: linear, optionally LayerNorm, then the activation."""
+    z = layer(h)
+    return _act(activation)(layer_norm(z) if norm else z)
 
 
 class MLPTorso(eqx.Module):
@@ -31,8 +51,26 @@ class MLPTorso(eqx.Module):
     layers: tuple[eqx.nn.Linear, ...]
     activation: str = eqx.field(static=True)
     out_size: int = eqx.field(static=True)
+    layer_norm: bool = eqx.field(static=True)
 
-    def __init__(self, in_size: int, config: TorsoConfig, *, key: PRNGKeyArray):
+    def __init__(
+        self,
+        in_size: int,
+        config: TorsoConfig,
+        *,
+        key: PRNGKeyArray,
+        layer_norm: bool = False,
+    ):
+        """Builds the MLP.
+
+        Args:
+            in_size: the flattened observation's size.
+            config: the torso's configuration.
+            key: PRNG key of the parameters.
+            layer_norm: a parameter-free :func:`layer_norm` after each layer,
+                before the activation (Elsayed et al. 2024).
+        """
+        self.layer_norm = layer_norm
         sizes = (in_size, *config.hidden_sizes)
         keys = jax.random.split(key, max(len(sizes) - 1, 1))
         self.layers = tuple(
@@ -45,7 +83,7 @@ class MLPTorso(eqx.Module):
     def __call__(self, obs: Array) -> Float[Array, " F"]:
         h = jnp.ravel(obs).astype(_float_dtype())
         for layer in self.layers:
-            h = _act(self.activation)(layer(h))
+            h = _hidden(layer, h, self.activation, self.layer_norm)
         return h
 
 
@@ -137,8 +175,20 @@ class ImpalaTorso(eqx.Module):
 class _MLPHead(eqx.Module):
     layers: tuple[eqx.nn.Linear, ...]
     activation: str = eqx.field(static=True)
+    layer_norm: bool = eqx.field(static=True)
 
-    def __init__(self, in_size, hidden, out_size, activation, *, key, scale=1.0):
+    def __init__(
+        self,
+        in_size,
+        hidden,
+        out_size,
+        activation,
+        *,
+        key,
+        scale=1.0,
+        layer_norm: bool = False,
+    ):
+        self.layer_norm = layer_norm
         sizes = (in_size, *hidden, out_size)
         keys = jax.random.split(key, len(sizes) - 1)
         layers = [
@@ -152,7 +202,7 @@ class _MLPHead(eqx.Module):
 
     def __call__(self, h: Array) -> Array:
         for layer in self.layers[:-1]:
-            h = _act(self.activation)(layer(h))
+            h = _hidden(layer, h, self.activation, self.layer_norm)
         return self.layers[-1](h)
 
 
@@ -185,9 +235,22 @@ class CategoricalHead(AbstractPolicyHead):
     mlp: _MLPHead
     num_actions: int = eqx.field(static=True)
 
-    def __init__(self, in_size: int, num_actions: int, config: HeadConfig, *, key):
+    def __init__(
+        self,
+        in_size: int,
+        num_actions: int,
+        config: HeadConfig,
+        *,
+        key,
+        layer_norm: bool = False,
+    ):
         self.mlp = _MLPHead(
-            in_size, config.hidden_sizes, num_actions, config.activation, key=key
+            in_size,
+            config.hidden_sizes,
+            num_actions,
+            config.activation,
+            key=key,
+            layer_norm=layer_norm,
         )
         self.num_actions = num_actions
 
@@ -219,11 +282,19 @@ class GaussianHead(AbstractPolicyHead):
     log_std: Array
     shape: tuple[int, ...] = eqx.field(static=True)
 
-    def __init__(self, in_size: int, shape, config: HeadConfig, *, key):
+    def __init__(
+        self, in_size: int, shape, config: HeadConfig, *, key, layer_norm: bool = False
+    ):
         self.shape = tuple(int(d) for d in shape)
         dim = math.prod(self.shape)
         self.mlp = _MLPHead(
-            in_size, config.hidden_sizes, dim, config.activation, key=key, scale=0.01
+            in_size,
+            config.hidden_sizes,
+            dim,
+            config.activation,
+            key=key,
+            scale=0.01,
+            layer_norm=layer_norm,
         )
         self.log_std = jnp.full((dim,), config.init_log_std, _float_dtype())
 
@@ -259,8 +330,17 @@ class ValueHead(eqx.Module):
 
     mlp: _MLPHead
 
-    def __init__(self, in_size: int, config: HeadConfig, *, key):
-        self.mlp = _MLPHead(in_size, config.hidden_sizes, 1, config.activation, key=key)
+    def __init__(
+        self, in_size: int, config: HeadConfig, *, key, layer_norm: bool = False
+    ):
+        self.mlp = _MLPHead(
+            in_size,
+            config.hidden_sizes,
+            1,
+            config.activation,
+            key=key,
+            layer_norm=layer_norm,
+        )
 
     def __call__(self, h: Array) -> Float[Array, ""]:
         return self.mlp(h)[0]
@@ -380,7 +460,8 @@ def _orthogonal_linear(layer: eqx.nn.Linear, gain: float, key) -> eqx.nn.Linear:
 def _orthogonal_init(torso, policy, value, key):
     """The RTU paper's released PPO initialisation (and CleanRL's): orthogonal
     weights, zero biases, gain sqrt(2) for hidden layers, 0.01 for the policy's
-    output layer and 1 for the value's."""
+    output layer and 1 for the value's. ``policy`` or ``value`` may be ``None``
+    (a network with one head)."""
     k_torso, k_pi, k_v = jax.random.split(key, 3)
 
     def mlp(layers, last_gain, key):
@@ -395,11 +476,120 @@ def _orthogonal_init(torso, policy, value, key):
 
     if torso.layers:
         torso = eqx.tree_at(lambda t: t.layers, torso, mlp(torso.layers, None, k_torso))
-    policy = eqx.tree_at(
-        lambda p: p.mlp.layers, policy, mlp(policy.mlp.layers, 0.01, k_pi)
-    )
-    value = eqx.tree_at(lambda v: v.mlp.layers, value, mlp(value.mlp.layers, 1.0, k_v))
+    if policy is not None:
+        policy = eqx.tree_at(
+            lambda p: p.mlp.layers, policy, mlp(policy.mlp.layers, 0.01, k_pi)
+        )
+    if value is not None:
+        value = eqx.tree_at(
+            lambda v: v.mlp.layers, value, mlp(value.mlp.layers, 1.0, k_v)
+        )
     return torso, policy, value
+
+
+def sparse_linear(
+    layer: eqx.nn.Linear, sparsity: float, key: PRNGKeyArray
+) -> eqx.nn.Linear:
+    """``layer`` with Elsayed et al. 2024's sparse initialisation.
+
+    The weight ``(fan_out, fan_in)`` is drawn uniform in ``+-sqrt(1 / fan_in)``,
+    then in each output row ``ceil(sparsity * fan_in)`` inputs, drawn at random
+    without replacement, are set to 0; the bias is 0 (their ``sparse_init``
+    with ``type='uniform'`` and ``initialize_weights``).
+
+    Args:
+        layer: a dense layer.
+        sparsity: the fraction of each row's inputs set to 0, in ``[0, 1)``.
+        key: PRNG key.
+    """
+    fan_out, fan_in = layer.weight.shape
+    k_w, k_zero = jax.random.split(key)
+    bound = math.sqrt(1.0 / fan_in)
+    weight = jax.random.uniform(
+        k_w, (fan_out, fan_in), layer.weight.dtype, -bound, bound
+    )
+    num_zeros = math.ceil(sparsity * fan_in)  # their int(math.ceil(...))
+    order = jax.vmap(lambda k: jax.random.permutation(k, fan_in))(
+        jax.random.split(k_zero, fan_out)
+    )
+    rows = jnp.arange(fan_out)[:, None]
+    weight = weight.at[rows, order[:, :num_zeros]].set(0.0)
+    layer = eqx.tree_at(lambda m: m.weight, layer, weight)
+    if layer.bias is not None:
+        layer = eqx.tree_at(lambda m: m.bias, layer, jnp.zeros_like(layer.bias))
+    return layer
+
+
+def _sparse_init(torso, policy, value, sparsity: float, key):
+    """:func:`sparse_linear` on every dense layer of an MLP torso and the heads
+    (their ``self.apply(initialize_weights)`` on the actor and the critic);
+    an IMPALA torso keeps its own initialisation."""
+    k_torso, k_pi, k_v = jax.random.split(key, 3)
+
+    def mlp(layers, key):
+        keys = jax.random.split(key, len(layers))
+        return tuple(
+            sparse_linear(layer, sparsity, k)
+            for layer, k in zip(layers, keys, strict=True)
+        )
+
+    if isinstance(torso, MLPTorso) and torso.layers:
+        torso = eqx.tree_at(lambda t: t.layers, torso, mlp(torso.layers, k_torso))
+    if policy is not None:
+        policy = eqx.tree_at(
+            lambda p: p.mlp.layers, policy, mlp(policy.mlp.layers, k_pi)
+        )
+    if value is not None:
+        value = eqx.tree_at(lambda v: v.mlp.layers, value, mlp(value.mlp.layers, k_v))
+    return torso, policy, value
+
+
+def _init_dense(
+    torso, policy, value, init: str, sparsity: float | None, key
+) -> tuple[Any, Any, Any]:
+    """The torso's and the heads' dense layers re-initialised as asked: sparse
+    (``sparsity`` given) or orthogonal (``init``), each from a key of its own so
+    that the default initialisation is unchanged."""
+    if sparsity is not None:
+        return _sparse_init(torso, policy, value, sparsity, jax.random.fold_in(key, 2))
+    if init == "orthogonal":
+        return _orthogonal_init(torso, policy, value, jax.random.fold_in(key, 1))
+    return torso, policy, value
+
+
+def _torso_and_core(
+    config: NetworkConfig,
+    obs_shape: tuple[int, ...],
+    k_torso: PRNGKeyArray,
+    k_core: PRNGKeyArray,
+    cell: rc.AbstractCell | None,
+    layer_norm: bool,
+) -> tuple[MLPTorso | ImpalaTorso, rc.AbstractCell | None, int]:
+    """The torso and the core ``config`` describes, and the heads' input width."""
+    torso: MLPTorso | ImpalaTorso
+    if config.torso.kind == "impala":
+        torso = ImpalaTorso(tuple(obs_shape), config.torso, key=k_torso)
+    else:
+        size = math.prod(obs_shape)
+        if size < 1:
+            raise ValueError(f"observation shape {obs_shape} has no entries.")
+        torso = MLPTorso(size, config.torso, key=k_torso, layer_norm=layer_norm)
+    core_in = torso.out_size + int(config.torso.reward_input)
+    core = make_core(config.core, core_in, key=k_core, cell=cell)
+    return torso, core, core_in if core is None else core.output_size
+
+
+def _policy_head(
+    config: HeadConfig, feat: int, action_space: Any, key, layer_norm: bool
+) -> AbstractPolicyHead:
+    dist = check_action_space(config, action_space)
+    if dist == "categorical":
+        return CategoricalHead(
+            feat, action_dim(action_space), config, key=key, layer_norm=layer_norm
+        )
+    return GaussianHead(
+        feat, tuple(action_space.shape), config, key=key, layer_norm=layer_norm
+    )
 
 
 class AbstractRecurrentNet(eqx.Module):
@@ -453,7 +643,49 @@ class AbstractRecurrentNet(eqx.Module):
         return rc.method(self.method).step_method
 
 
-class ActorCriticNet(AbstractRecurrentNet):
+class AbstractTorsoNet(AbstractRecurrentNet):
+    """Torso -> (clipped previous reward) -> recurrent core: the features the
+    heads read. What :class:`ActorCriticNet`, :class:`PolicyNet` and
+    :class:`ValueNet` share."""
+
+    torso: eqx.AbstractVar[MLPTorso | ImpalaTorso]
+    reward_input: eqx.AbstractVar[bool]
+    reward_clip: eqx.AbstractVar[float | None]
+    observation_shape: eqx.AbstractVar[tuple[int, ...]]
+
+    def _features(self, obs: Array, reward: Array) -> Array:
+        feats = jax.vmap(self.torso)(obs)
+        if self.reward_input:
+            r = reward.astype(feats.dtype)
+            if self.reward_clip is not None:
+                r = jnp.clip(r, -self.reward_clip, self.reward_clip)
+            feats = jnp.concatenate([feats, r[:, None]], axis=-1)
+        return feats
+
+    def core_features(
+        self,
+        carry: Any,
+        obs: Array,
+        reward: Float[Array, " T"],
+        first: Bool[Array, " T"],
+        method: Any = None,
+    ) -> tuple[Array, Any]:
+        """The core's outputs over ``T`` steps of one stream: ``(hs (T, F),
+        carry_T)`` (arguments as :meth:`ActorCriticNet.unroll`).
+
+        Raises:
+            ValueError: observations of another shape than the network's.
+        """
+        if tuple(obs.shape[1:]) != self.observation_shape:
+            raise ValueError(
+                f"the network was built for observations of shape "
+                f"{self.observation_shape}, got {tuple(obs.shape[1:])}: build the "
+                "agent from this environment's spec."
+            )
+        return self.run_core(carry, self._features(obs, reward), first, method=method)
+
+
+class ActorCriticNet(AbstractTorsoNet):
     """Torso -> (clipped previous reward) -> recurrent core -> policy, value.
 
     One stream, unbatched. ``core`` is any rtrl-cells cell, or ``None`` for the
@@ -480,6 +712,8 @@ class ActorCriticNet(AbstractRecurrentNet):
         key: PRNGKeyArray,
         reward_clip: float | None = 1.0,
         cell: rc.AbstractCell | None = None,
+        layer_norm: bool = False,
+        sparsity: float | None = None,
     ):
         """Builds the network.
 
@@ -492,51 +726,31 @@ class ActorCriticNet(AbstractRecurrentNet):
             cell: an rtrl-cells cell to use instead of building the one
                 ``config.core`` names; it must be of that kind and size (see
                 :func:`make_core`) and take the torso's output.
+            layer_norm: a parameter-free :func:`layer_norm` after every hidden
+                dense layer of an MLP torso and the heads, before the activation.
+            sparsity: if given, :func:`sparse_linear` initialisation of those
+                dense layers (instead of ``config.init``).
 
         Raises:
             ValueError: (one line) an action space the heads cannot serve, an
                 observation shape the torso cannot take, or a cell that
                 contradicts the config.
         """
-        dist = check_action_space(config.heads, action_space)
+        check_action_space(config.heads, action_space)
         self.observation_shape = tuple(int(d) for d in obs_shape)
         k_torso, k_core, k_pi, k_v = jax.random.split(key, 4)
-        if config.torso.kind == "impala":
-            self.torso = ImpalaTorso(tuple(obs_shape), config.torso, key=k_torso)
-        else:
-            size = math.prod(obs_shape)
-            if size < 1:
-                raise ValueError(f"observation shape {obs_shape} has no entries.")
-            self.torso = MLPTorso(size, config.torso, key=k_torso)
-        core_in = self.torso.out_size + int(config.torso.reward_input)
-        self.core = make_core(config.core, core_in, key=k_core, cell=cell)
-        feat = core_in if self.core is None else self.core.output_size
-        if dist == "categorical":
-            self.policy = CategoricalHead(
-                feat, action_dim(action_space), config.heads, key=k_pi
-            )
-        else:
-            self.policy = GaussianHead(
-                feat, tuple(action_space.shape), config.heads, key=k_pi
-            )
-        self.value = ValueHead(feat, config.heads, key=k_v)
-        if config.init == "orthogonal":
-            # Keys of their own, so that the default initialisation is unchanged.
-            self.torso, self.policy, self.value = _orthogonal_init(
-                self.torso, self.policy, self.value, jax.random.fold_in(key, 1)
-            )
+        torso, self.core, feat = _torso_and_core(
+            config, obs_shape, k_torso, k_core, cell, layer_norm
+        )
+        policy = _policy_head(config.heads, feat, action_space, k_pi, layer_norm)
+        value = ValueHead(feat, config.heads, key=k_v, layer_norm=layer_norm)
+        self.torso, policy, value = _init_dense(
+            torso, policy, value, config.init, sparsity, key
+        )
+        self.policy, self.value = policy, value
         self.method = config.core.method
         self.reward_input = config.torso.reward_input
         self.reward_clip = reward_clip
-
-    def _features(self, obs: Array, reward: Array) -> Array:
-        feats = jax.vmap(self.torso)(obs)
-        if self.reward_input:
-            r = reward.astype(feats.dtype)
-            if self.reward_clip is not None:
-                r = jnp.clip(r, -self.reward_clip, self.reward_clip)
-            feats = jnp.concatenate([feats, r[:, None]], axis=-1)
-        return feats
 
     def unroll(
         self,
@@ -562,15 +776,7 @@ class ActorCriticNet(AbstractRecurrentNet):
         Raises:
             ValueError: observations of another shape than the network's.
         """
-        if tuple(obs.shape[1:]) != self.observation_shape:
-            raise ValueError(
-                f"the network was built for observations of shape "
-                f"{self.observation_shape}, got {tuple(obs.shape[1:])}: build the "
-                "agent from this environment's spec."
-            )
-        hs, carry_T = self.run_core(
-            carry, self._features(obs, reward), first, method=method
-        )
+        hs, carry_T = self.core_features(carry, obs, reward, first, method=method)
         return jax.vmap(self.policy)(hs), jax.vmap(self.value)(hs), carry_T
 
     def step(
@@ -595,6 +801,254 @@ class ActorCriticNet(AbstractRecurrentNet):
             method=self.step_method() if method is None else method,
         )
         return p[0], v[0], carry
+
+
+class PolicyNet(AbstractTorsoNet):
+    """Torso -> (clipped previous reward) -> recurrent core -> policy: the
+    actor of :class:`SeparateActorCriticNet` (one stream, unbatched)."""
+
+    torso: MLPTorso | ImpalaTorso
+    core: rc.AbstractCell | None
+    policy: AbstractPolicyHead
+    method: str = eqx.field(static=True)
+    reward_input: bool = eqx.field(static=True)
+    reward_clip: float | None = eqx.field(static=True)
+    observation_shape: tuple[int, ...] = eqx.field(static=True)
+
+    def __init__(
+        self,
+        config: NetworkConfig,
+        obs_shape: tuple[int, ...],
+        action_space: Any,
+        *,
+        key: PRNGKeyArray,
+        reward_clip: float | None = 1.0,
+        cell: rc.AbstractCell | None = None,
+        layer_norm: bool = False,
+        sparsity: float | None = None,
+    ):
+        """Builds the network (arguments as :class:`ActorCriticNet`)."""
+        check_action_space(config.heads, action_space)
+        self.observation_shape = tuple(int(d) for d in obs_shape)
+        k_torso, k_core, k_pi, _ = jax.random.split(key, 4)
+        torso, self.core, feat = _torso_and_core(
+            config, obs_shape, k_torso, k_core, cell, layer_norm
+        )
+        policy = _policy_head(config.heads, feat, action_space, k_pi, layer_norm)
+        self.torso, policy, _ = _init_dense(
+            torso, policy, None, config.init, sparsity, key
+        )
+        self.policy = policy
+        self.method = config.core.method
+        self.reward_input = config.torso.reward_input
+        self.reward_clip = reward_clip
+
+    def unroll(
+        self,
+        carry: Any,
+        obs: Array,
+        reward: Float[Array, " T"],
+        first: Bool[Array, " T"],
+        method: Any = None,
+    ) -> tuple[Array, Any]:
+        """``(policy_params (T, P), carry_T)`` over ``T`` steps (arguments as
+        :meth:`ActorCriticNet.unroll`)."""
+        hs, carry_T = self.core_features(carry, obs, reward, first, method=method)
+        return jax.vmap(self.policy)(hs), carry_T
+
+    def step(
+        self,
+        carry: Any,
+        obs_t: Array,
+        reward_t: Array,
+        first_t: Array,
+        method: Any = None,
+    ) -> tuple[Array, Any]:
+        """One step: ``(policy_params_t, carry)`` (as :meth:`ActorCriticNet.step`)."""
+        p, carry = self.unroll(
+            carry,
+            obs_t[None],
+            jnp.asarray(reward_t)[None],
+            jnp.asarray(first_t)[None],
+            method=self.step_method() if method is None else method,
+        )
+        return p[0], carry
+
+
+class ValueNet(AbstractTorsoNet):
+    """Torso -> (clipped previous reward) -> recurrent core -> value: the
+    critic of :class:`SeparateActorCriticNet` (one stream, unbatched)."""
+
+    torso: MLPTorso | ImpalaTorso
+    core: rc.AbstractCell | None
+    value: ValueHead
+    method: str = eqx.field(static=True)
+    reward_input: bool = eqx.field(static=True)
+    reward_clip: float | None = eqx.field(static=True)
+    observation_shape: tuple[int, ...] = eqx.field(static=True)
+
+    def __init__(
+        self,
+        config: NetworkConfig,
+        obs_shape: tuple[int, ...],
+        *,
+        key: PRNGKeyArray,
+        reward_clip: float | None = 1.0,
+        cell: rc.AbstractCell | None = None,
+        layer_norm: bool = False,
+        sparsity: float | None = None,
+    ):
+        """Builds the network (arguments as :class:`ActorCriticNet`)."""
+        self.observation_shape = tuple(int(d) for d in obs_shape)
+        k_torso, k_core, _, k_v = jax.random.split(key, 4)
+        torso, self.core, feat = _torso_and_core(
+            config, obs_shape, k_torso, k_core, cell, layer_norm
+        )
+        value = ValueHead(feat, config.heads, key=k_v, layer_norm=layer_norm)
+        self.torso, _, value = _init_dense(
+            torso, None, value, config.init, sparsity, key
+        )
+        self.value = value
+        self.method = config.core.method
+        self.reward_input = config.torso.reward_input
+        self.reward_clip = reward_clip
+
+    def unroll(
+        self,
+        carry: Any,
+        obs: Array,
+        reward: Float[Array, " T"],
+        first: Bool[Array, " T"],
+        method: Any = None,
+    ) -> tuple[Float[Array, " T"], Any]:
+        """``(values (T,), carry_T)`` over ``T`` steps (arguments as
+        :meth:`ActorCriticNet.unroll`)."""
+        hs, carry_T = self.core_features(carry, obs, reward, first, method=method)
+        return jax.vmap(self.value)(hs), carry_T
+
+    def step(
+        self,
+        carry: Any,
+        obs_t: Array,
+        reward_t: Array,
+        first_t: Array,
+        method: Any = None,
+    ) -> tuple[Array, Any]:
+        """One step: ``(v_t, carry)`` (as :meth:`ActorCriticNet.step`)."""
+        v, carry = self.unroll(
+            carry,
+            obs_t[None],
+            jnp.asarray(reward_t)[None],
+            jnp.asarray(first_t)[None],
+            method=self.step_method() if method is None else method,
+        )
+        return v[0], carry
+
+
+class ActorCriticCarry(NamedTuple):
+    """The carry of a :class:`SeparateActorCriticNet`: each network's own."""
+
+    actor: Any
+    """The actor's core carry (state and RTRL traces)."""
+    critic: Any
+    """The critic's core carry."""
+
+
+class SeparateActorCriticNet(eqx.Module):
+    """Separate actor and critic networks, each with its own torso and core.
+
+    Elsayed et al. 2024's stream AC(lambda) (their ``Actor`` and ``Critic``)
+    with a recurrent core in each: ``actor`` is a :class:`PolicyNet`, ``critic``
+    a :class:`ValueNet`, built from the same :class:`NetworkConfig` with keys of
+    their own. No parameter is shared, so no gradient of one reaches the
+    other. The interface is :class:`ActorCriticNet`'s (``step``, ``unroll``,
+    ``policy``, ``initial_carry``, ...); the carry is an
+    :class:`ActorCriticCarry`. One stream, unbatched.
+    """
+
+    actor: PolicyNet
+    critic: ValueNet
+
+    def __init__(
+        self,
+        config: NetworkConfig,
+        obs_shape: tuple[int, ...],
+        action_space: Any,
+        *,
+        key: PRNGKeyArray,
+        reward_clip: float | None = 1.0,
+        cell: rc.AbstractCell | None = None,
+        layer_norm: bool = False,
+        sparsity: float | None = None,
+    ):
+        """Builds both networks (arguments as :class:`ActorCriticNet`; a given
+        ``cell`` starts both cores, each then learns on its own)."""
+        k_pi, k_v = jax.random.split(key)
+        options = {
+            "reward_clip": reward_clip,
+            "cell": cell,
+            "layer_norm": layer_norm,
+            "sparsity": sparsity,
+        }
+        self.actor = PolicyNet(config, obs_shape, action_space, key=k_pi, **options)
+        self.critic = ValueNet(config, obs_shape, key=k_v, **options)
+
+    @property
+    def policy(self) -> AbstractPolicyHead:
+        """The actor's policy head (its distribution functions)."""
+        return self.actor.policy
+
+    @property
+    def core(self) -> rc.AbstractCell | None:
+        """The actor's core (the critic's, ``critic.core``, is of the same kind)."""
+        return self.actor.core
+
+    @property
+    def method(self) -> str:
+        """The cores' gradient method."""
+        return self.actor.method
+
+    def initial_carry(self) -> ActorCriticCarry:
+        """Both networks' carries at the start of an episode."""
+        return ActorCriticCarry(self.actor.initial_carry(), self.critic.initial_carry())
+
+    def stored_carry(self, carry: ActorCriticCarry) -> ActorCriticCarry:
+        """What a learner re-running from ``carry`` needs of it, per network."""
+        return ActorCriticCarry(
+            self.actor.stored_carry(carry.actor), self.critic.stored_carry(carry.critic)
+        )
+
+    def step_method(self) -> rc.GradientMethod:
+        """How one step is taken (:meth:`AbstractRecurrentNet.step_method`)."""
+        return self.actor.step_method()
+
+    def unroll(
+        self,
+        carry: ActorCriticCarry,
+        obs: Array,
+        reward: Float[Array, " T"],
+        first: Bool[Array, " T"],
+        method: Any = None,
+    ) -> tuple[Array, Float[Array, " T"], ActorCriticCarry]:
+        """``(policy_params (T, P), values (T,), carry_T)``, as
+        :meth:`ActorCriticNet.unroll`, each network from its own carry."""
+        p, c_pi = self.actor.unroll(carry.actor, obs, reward, first, method=method)
+        v, c_v = self.critic.unroll(carry.critic, obs, reward, first, method=method)
+        return p, v, ActorCriticCarry(c_pi, c_v)
+
+    def step(
+        self,
+        carry: ActorCriticCarry,
+        obs_t: Array,
+        reward_t: Array,
+        first_t: Array,
+        method: Any = None,
+    ) -> tuple[Array, Array, ActorCriticCarry]:
+        """One actor step: ``(policy_params_t, v_t, carry)`` (as
+        :meth:`ActorCriticNet.step`)."""
+        p, c_pi = self.actor.step(carry.actor, obs_t, reward_t, first_t, method)
+        v, c_v = self.critic.step(carry.critic, obs_t, reward_t, first_t, method)
+        return p, v, ActorCriticCarry(c_pi, c_v)
 
 
 def _float_dtype():

@@ -3,9 +3,11 @@
 The RTU paper's PPO recipe (Elelimy et al. 2024, after gym's ``NormalizeObservation``
 and ``NormalizeReward``): observations are standardised by a running mean and
 variance, rewards are divided by the running standard deviation of the
-discounted return. Here the statistics are explicit arrays (no hidden mutation):
-an agent carries them in its state, so checkpoints hold them and a resumed run
-continues exactly.
+discounted return. The streaming agent's variants (Elsayed et al. 2024's
+``SampleMeanStd``, ``ScaleReward`` and ``AddTimeInfo``) are updated every step:
+:class:`SampleMoments`, :class:`ReturnScaler`, :func:`episode_time`. Here the
+statistics are explicit arrays (no hidden mutation): an agent carries them in
+its state, so checkpoints hold them and a resumed run continues exactly.
 """
 
 from __future__ import annotations
@@ -149,3 +151,154 @@ def _scan_time(f, init, xs):
     xs_t = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), xs)
     g_T, ys = jax.lax.scan(f, init, xs_t)
     return g_T, jnp.swapaxes(ys, 0, 1)
+
+
+class SampleMoments(NamedTuple):
+    """Running sample mean and variance, merged exactly (Welford; Chan et al.).
+
+    Elsayed et al. 2024's ``SampleMeanStd``: the first sample sets the mean, and
+    the variance is the unbiased sample variance ``m2 / (count - 1)``, 1 until
+    two samples have been seen (unlike :class:`RunningMeanStd`, which starts
+    from a prior).
+
+    Attributes:
+        mean: per-feature mean of the samples so far.
+        m2: per-feature sum of squared deviations from the mean (their ``p``).
+        count: the number of samples merged so far.
+    """
+
+    mean: Array
+    m2: Array
+    count: Array
+
+    @property
+    def var(self) -> Array:
+        """The sample variance ``m2 / (count - 1)``; 1 before two samples."""
+        n = self.count
+        return jnp.where(n < 2, jnp.ones_like(self.m2), self.m2 / jnp.maximum(n - 1, 1))
+
+
+def sample_moments_init(shape: tuple[int, ...] = (), dtype=None) -> SampleMoments:
+    """No samples yet: mean 0, ``m2`` 0, count 0 (variance 1)."""
+    dtype = jnp.zeros(()).dtype if dtype is None else dtype
+    zeros = jnp.zeros(shape, dtype)
+    return SampleMoments(zeros, zeros, jnp.zeros((), dtype))
+
+
+def sample_moments_update(
+    moments: SampleMoments, x: ArrayLike, mask: ArrayLike | None = None
+) -> SampleMoments:
+    """Merges the samples ``x`` (leading axis: samples) into ``moments``.
+
+    Chan et al.'s pairwise merge of the counts, means and ``m2``; with one
+    sample it is Welford's step (their ``update_mean_var_count_from_moments``:
+    ``mean += (x - mean) / n``, ``m2 += (x - mean_old) (x - mean_new)``), and the
+    result equals the moments of all samples whatever the batching.
+
+    Args:
+        moments: the running moments.
+        x: samples, shape ``(N, *moments.mean.shape)``.
+        mask: optional ``(N,)`` weights in ``{0, 1}``; masked samples are skipped.
+
+    Returns:
+        The updated moments (unchanged if no sample counts).
+    """
+    x = jnp.asarray(x, moments.mean.dtype)
+    w = jnp.ones(x.shape[:1], x.dtype) if mask is None else jnp.asarray(mask, x.dtype)
+    wb = w.reshape(w.shape + (1,) * (x.ndim - 1))
+    n_b = jnp.sum(w)
+    b_mean = jnp.sum(wb * x, 0) / jnp.maximum(n_b, 1.0)
+    b_m2 = jnp.sum(wb * (x - b_mean) ** 2, 0)
+    n_a = moments.count
+    n = n_a + n_b
+    delta = b_mean - moments.mean
+    safe_n = jnp.maximum(n, 1.0)
+    mean = moments.mean + delta * (n_b / safe_n)
+    m2 = moments.m2 + b_m2 + delta**2 * (n_a * n_b / safe_n)
+    keep = n_b > 0
+    return SampleMoments(
+        jnp.where(keep, mean, moments.mean), jnp.where(keep, m2, moments.m2), n
+    )
+
+
+def standardize(moments: SampleMoments, x: ArrayLike, eps: float = 1e-8) -> Array:
+    """``(x - mean) / sqrt(var + eps)`` with the sample moments (no clipping)."""
+    x = jnp.asarray(x, moments.mean.dtype)
+    return (x - moments.mean) / jnp.sqrt(moments.var + eps)
+
+
+class ReturnScaler(NamedTuple):
+    """Reward scaling of the streaming agent (Elsayed et al.'s ``ScaleReward``).
+
+    Attributes:
+        returns: each stream's discounted return ``u`` (shape ``(B,)``).
+        moments: the sample moments of every ``u`` seen (all streams).
+    """
+
+    returns: Array
+    moments: SampleMoments
+
+
+def return_scaler_init(num_streams: int, dtype=None) -> ReturnScaler:
+    """Zero returns, no samples."""
+    dtype = jnp.zeros(()).dtype if dtype is None else dtype
+    return ReturnScaler(
+        jnp.zeros((num_streams,), dtype), sample_moments_init((), dtype)
+    )
+
+
+def scale_reward_step(
+    scaler: ReturnScaler,
+    r_t: ArrayLike,
+    done_t: ArrayLike,
+    discount: float,
+    mask_t: ArrayLike | None = None,
+    eps: float = 1e-8,
+) -> tuple[Array, ReturnScaler]:
+    """Scales one step's rewards of every stream, updating the scale first.
+
+    Per stream: ``u <- discount * u * (1 - done_t) + r_t`` (so ``u`` restarts
+    from ``r_t`` on the step that ends an episode, exactly as their
+    ``ScaleReward.step``); every stream's new ``u`` is merged into the sample
+    moments, and ``r_t / sqrt(var + eps)`` is returned (the mean is not
+    subtracted).
+
+    Args:
+        scaler: the running returns and moments.
+        r_t: ``(B,)`` rewards of this step.
+        done_t: ``(B,)`` bool: this step ended the episode (terminated or
+            truncated).
+        discount: gamma of the discounted return.
+        mask_t: ``(B,)`` weights; streams with 0 (a transition whose action was
+            ignored) leave their ``u`` and the moments alone.
+        eps: added to the variance.
+
+    Returns:
+        ``(scaled_rewards (B,), scaler)``.
+    """
+    dtype = scaler.returns.dtype
+    r_t = jnp.asarray(r_t, dtype)
+    m = jnp.ones_like(r_t) if mask_t is None else jnp.asarray(mask_t, dtype)
+    done = jnp.asarray(done_t).astype(dtype)
+    u = discount * scaler.returns * (1.0 - done) + r_t
+    u = jnp.where(m > 0, u, scaler.returns)
+    moments = sample_moments_update(scaler.moments, u, m)
+    return r_t / jnp.sqrt(moments.var + eps), ReturnScaler(u, moments)
+
+
+def episode_time(episode_step: ArrayLike, time_limit: int) -> Array:
+    """Elsayed et al.'s time-in-episode input (their ``AddTimeInfo``).
+
+    Their wrapper sets ``epi_time = -0.5`` at reset and shows it with the
+    first observation; each step shows ``epi_time``, then adds ``1 /
+    time_limit``. So the ``k``-th observation of an episode (``k = 0`` at
+    reset) shows ``-0.5 + max(k - 1, 0) / time_limit``: the first two show
+    ``-0.5``.
+
+    Args:
+        episode_step: ``k``, integer (any shape).
+        time_limit: their ``time_limit``.
+    """
+    k = jnp.asarray(episode_step)
+    dtype = jnp.zeros(()).dtype
+    return -0.5 + jnp.maximum(k - 1, 0).astype(dtype) / time_limit

@@ -493,14 +493,18 @@ def _popgym(task: str) -> Experiment:
 
 
 def _streaming() -> Experiment:
+    # Elsayed et al. 2024's stream AC(lambda) recipe in full (StreamingACConfig's
+    # defaults: separate actor and critic, sparse init, LayerNorm, observation
+    # and reward normalisation, time input), each network with an eLSTM(128).
     cfg = ra.StreamingACConfig()
     net = cfg.network
     tbptt = dataclasses.replace(net, core=dataclasses.replace(net.core, method="tbptt"))
     return Experiment(
         name="streaming",
         description=(
-            "streaming actor-critic (one update per step, online RTRL eLSTM(64)) on "
-            "a short delayed recall, against the same agent with one-step TBPTT"
+            "stream AC(lambda) (Elsayed et al. 2024's recipe, one update per step, "
+            "online RTRL eLSTM(128)) on a short delayed recall, against the same "
+            "agent with one-step TBPTT"
         ),
         env=EnvConfig("memory/delayed-recall", 1, (("delay", 2), ("num_symbols", 2))),
         variants=(
