@@ -437,7 +437,7 @@ def _chaser(m: int) -> Experiment:
 
 TRUNCATION = (
     "an episode cut by the time limit bootstraps from the value of its last "
-    "observation, where the RTU paper's released PPO treats it as a termination "
+    "observation, where the paper's released code treats it as a termination "
     "(value 0); this changes the value targets of the last steps before a "
     "time-limit cut only"
 )
@@ -514,6 +514,13 @@ def _streaming() -> Experiment:
         frames=50_000,
         metric="success",
         chance=0.5,
+        deviations=(
+            TRUNCATION,
+            "Elsayed et al.'s networks are feed-forward; here a recurrent core "
+            "(online RTRL) sits between the two hidden layers of each network",
+            "a Gaussian policy's log-std is a free parameter, where their code "
+            "computes it from the state (not used by this discrete task)",
+        ),
     )
 
 
