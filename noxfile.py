@@ -103,43 +103,22 @@ for _name in PACKAGES:
     nox.session(name=f"tests-{_name}")(_package_tests)
 
 
-# The sources pyright checks, with no error allowed: rtrl-agents' whole source,
-# and rtrl-bench's studies and sequence experiments. (The other sources do not
-# pass yet; see the CHANGELOGs.)
-_BENCH = "packages/rtrl-bench/src/rtrl_bench"
-TYPED = [
-    "packages/rtrl-agents/src",
-    *(
-        f"{_BENCH}/{name}.py"
-        for name in (
-            "_complexity",
-            "_complexity_config",
-            "_complexity_measure",
-            "_complexity_report",
-            "_complexity_theory",
-            "_sequence",
-            "_speed",
-        )
-    ),
-]
+# The sources pyright checks, with no error allowed: every package's source.
+TYPED = [f"packages/{name}/src" for name in PACKAGES]
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff check, ruff format --check, package version consistency, and pyright
-    on the typed packages' sources."""
+    on every package's source."""
     session.install("ruff>=0.6", "tomli; python_version < '3.11'")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("python", "tools/check_versions.py")
     # pyright[nodejs] brings node as a wheel (no download at run time); the
-    # packages are installed so that their imports resolve.
-    session.install(
-        "pyright[nodejs]>=1.1.380",
-        *_editable(["rtrl-cells", "rtrl-envs"]),
-        *_editable(["rtrl-agents"], "test"),
-        *_editable(["rtrl-bench"]),
-    )
+    # packages are installed with their test extras, which hold every optional
+    # backend (envpool, gymnax, popgym, imageio, ...), so that all imports resolve.
+    session.install("pyright[nodejs]>=1.1.380", *_editable(PACKAGES, "test"))
     session.run("pyright", *TYPED)
 
 

@@ -14,6 +14,7 @@ import math
 import sys
 import warnings
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -254,7 +255,7 @@ def _cells_action(labels: list[str]) -> type[argparse.Action]:
     class CellsAction(argparse.Action):
         def __call__(self, parser, namespace, values, option_string=None):
             chosen: list[str] = []
-            for value in values:
+            for value in cast(list[str], values):  # nargs="+": a list of words
                 if value in labels:
                     chosen.append(value)
                 elif value.lower() in by_name:

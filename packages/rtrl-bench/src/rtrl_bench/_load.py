@@ -171,8 +171,10 @@ def evaluate_run(
         to_image = _frame_converter(run.env.spec.observation_shape, run.config)
         writer = _video_writer()
 
-        def on_step(ts):
+        def record_frame(ts):
             frames.append(to_image(np.asarray(ts.observation)[0]))
+
+        on_step = record_frame
 
     returns = evaluate(
         run.agent, run.state, run.env, key, episodes, greedy=greedy, on_step=on_step

@@ -13,7 +13,9 @@ import csv
 import dataclasses
 import functools
 import io
+from collections.abc import Callable
 from importlib import resources
+from typing import TypeVar
 
 CITATION = (
     "Irie, Gopalakrishnan and Schmidhuber (2024). Exploring the Promise and Limits "
@@ -22,6 +24,7 @@ CITATION = (
 """Where the reference numbers come from."""
 
 _FILE = "irie2024_results.csv"
+_T = TypeVar("_T")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +65,7 @@ class ReferenceResult:
             raise ValueError(f"ReferenceResult.std must be >= 0, got {self.std}.")
 
 
-def _opt(value: str, kind: type) -> int | float | None:
+def _opt(value: str, kind: Callable[[float], _T]) -> _T | None:
     return kind(float(value)) if value.strip() else None
 
 

@@ -29,11 +29,14 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 
 from ._experiments import AgentConfig, EnvConfig, Experiment, SequenceConfig, Variant
+
+if TYPE_CHECKING:
+    import rtrl_agents as ra
 
 RESULT_FILE = "result.json"
 CHECKPOINT_DIR = "ckpt"
@@ -396,7 +399,7 @@ def distributed_setup(exp: Experiment, variant: Variant, ray: RayOptions):
     return env_fn, dist
 
 
-def _make_agent(config: AgentConfig, spec: Any):
+def _make_agent(config: ra.AgentConfig, spec: Any):
     import rtrl_agents as ra
 
     return ra.make_agent(config, spec)
@@ -541,6 +544,18 @@ def _set_aside(path: Path, why: str = "superseded") -> None:
     path.rename(dst)
 
 
+class _RunFolder(TypedDict):
+    """The run-folder keywords every trainer of :func:`run_variant` takes."""
+
+    log_dir: str
+    checkpoint_dir: str
+    progress: bool
+    resume: bool
+    run_config: Any
+    allow_config_change: bool
+    provenance: dict[str, Any]
+
+
 def run_variant(
     exp: Experiment,
     variant: Variant,
@@ -594,7 +609,7 @@ def run_variant(
             elif allow_config_change:
                 _set_aside(result_path)
         t0 = time.perf_counter()
-        common = dict(
+        common = _RunFolder(
             log_dir=str(run_dir),
             checkpoint_dir=str(run_dir / CHECKPOINT_DIR),
             progress=progress,

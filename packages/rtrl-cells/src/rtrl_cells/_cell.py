@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, dataclass_transform
 
 import equinox as eqx
 import jax
@@ -28,7 +28,7 @@ class RTRLCarry(eqx.Module):
     """
 
     states: tuple[Array, ...]
-    traces: tuple[tuple[Array | None, ...], ...]
+    traces: Traces
 
     @property
     def has_traces(self) -> bool:
@@ -173,8 +173,10 @@ class AbstractCell(eqx.Module):
         fast = None
         if use_fast_path and self._has_fast_path:
 
-            def fast(ps, s_tm1, x_t, traces):
+            def fast_trace_step(ps, s_tm1, x_t, traces):
                 return rebuild(ps)._fast_trace_step(s_tm1, x_t, traces)
+
+            fast = fast_trace_step
 
         system = System(
             layout=self._layout(),
@@ -366,7 +368,19 @@ def recurrent_fields(cell: Any) -> tuple[str, ...]:
     )
 
 
-class AbstractElementwiseCell(AbstractCell):
+if TYPE_CHECKING:
+    # Type checkers learn a Module's field specifiers from equinox's metaclass
+    # (dataclass_transform), which names dataclasses.field and eqx.field only; this
+    # one adds ``recurrent``, so that a field declared with it has no default.
+    # Static only: at run time the metaclass is equinox's own.
+    @dataclass_transform(field_specifiers=(dataclasses.field, eqx.field, recurrent))
+    class _ElementwiseCellMeta(type(eqx.Module)): ...
+
+else:
+    _ElementwiseCellMeta = type(eqx.Module)
+
+
+class AbstractElementwiseCell(AbstractCell, metaclass=_ElementwiseCellMeta):
     """A cell whose recurrence is block-diagonal: units of a few components each.
 
     The state has shape ``(num_units, block_size)``; unit ``i``'s next state depends

@@ -23,6 +23,8 @@ parameter and the property.
 
 from __future__ import annotations
 
+from typing import cast
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -33,6 +35,7 @@ from . import _engine
 from ._cell import AbstractCell, RTRLCarry
 from ._gradcheck import _ratio, gradient_errors_by_method, leaf_errors, param_labels
 from ._methods import METHODS
+from ._stack import AbstractStack
 
 # check_cell forms full Jacobians: parameters x state entries, per step.
 MAX_JACOBIAN_ENTRIES = 10_000_000
@@ -83,7 +86,8 @@ def check_cell(
         ValueError: the instance is too large to form its Jacobians.
     """
     if not cell._cross_layer:
-        for layer in cell.layers:
+        # Only a stack's layer-local approximation turns cross-layer traces off.
+        for layer in cast(AbstractStack, cell).layers:
             check_cell(layer, key=key, rtol=rtol, steps=steps, segments=segments)
         return
     key = jax.random.PRNGKey(0) if key is None else key

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import final
+from typing import TYPE_CHECKING, final
 
 import jax
 import jax.numpy as jnp
@@ -25,6 +25,11 @@ class AbstractDenseCell(AbstractElementwiseCell):
     is O(N^4). Meant for small N and for the complexity study. ``"chunked"`` is
     exact too (one reverse pass per state entry at the end of each segment).
     """
+
+    if TYPE_CHECKING:  # declared by each subclass: gates stacked in G rows
+        W: Float[Array, "G D"]
+        U: Float[Array, "G N"]
+        b: Float[Array, " G"]
 
     @property
     def num_units(self) -> int:

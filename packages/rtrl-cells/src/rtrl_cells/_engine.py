@@ -42,8 +42,10 @@ gradients), as in DESIGN section 3.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import operator
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -51,7 +53,9 @@ import numpy as np
 
 Array = jax.Array
 States = tuple[Array, ...]
-Traces = tuple[tuple[Array | None, ...], ...]
+# One stored trace: an array, or for a split ``diag`` trace its components.
+Trace = Array | tuple[Array, ...]
+Traces = tuple[tuple[Trace | None, ...], ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,7 +235,9 @@ def _diag_trace(layout: Layout, traces: Traces, g: int, j: int) -> Any:
     if kind == "diag":
         return _components(traces[g][j], k)
     if kind == "twin":
-        return _quarter_turn(traces[g][layout.twins[j]])
+        twin = layout.twins[j]
+        assert twin is not None  # a "twin" trace always names its source
+        return _quarter_turn(traces[g][twin])
     return None
 
 
@@ -256,7 +262,9 @@ def contract(
 ) -> list[Array]:
     """Gradient ``sum_g lam[g] . E[g]`` for every parameter leaf."""
     parts = contract_parts(layout, lam, traces, params)
-    return [sum(leaves[1:], leaves[0]) for leaves in zip(*parts, strict=True)]
+    return [
+        functools.reduce(operator.add, leaves) for leaves in zip(*parts, strict=True)
+    ]
 
 
 def num_contract_parts(layout: Layout) -> int:
@@ -287,12 +295,15 @@ def contract_parts(
     parts = [[jnp.zeros_like(p) for p in params] for _ in range(n_parts)]
     for j in range(len(params)):
         for g in range(layout.num_groups):
-            kind, e = layout.kinds[g][j], traces[g][j]
+            kind = layout.kinds[g][j]
+            e: Any = traces[g][j]  # its stored form depends on its kind
             n, k = layout.units[g], layout.blocks[g]
             lam_g = lam[g]
             if kind == "twin":
                 # lam . (J E) = (J^T lam) . E: the twin's own trace, never built.
-                kind, e = "diag", traces[g][layout.twins[j]]
+                twin = layout.twins[j]
+                assert twin is not None  # a "twin" trace always names its source
+                kind, e = "diag", traces[g][twin]
                 lam_g = jnp.stack([lam_g[:, 1], -lam_g[:, 0]], axis=-1)
             if kind == "diag":
                 e = _components(e, k)
@@ -346,12 +357,13 @@ def trace_cotangents(layout: Layout, dtype: Any) -> tuple[_Rows, States]:
     for g in range(layout.num_groups):
         n, k = layout.units[g], layout.blocks[g]
         ct = np.zeros((rows.count, n, k))
-        if rows.diag[g] is not None:
+        diag, dense = rows.diag[g], rows.dense[g]
+        if diag is not None:
             for a in range(k):
-                ct[rows.diag[g] + a, :, a] = 1.0
-        if rows.dense[g] is not None:
+                ct[diag + a, :, a] = 1.0
+        if dense is not None:
             eye = np.eye(n * k).reshape(n * k, n, k)
-            ct[rows.dense[g] : rows.dense[g] + n * k] = eye
+            ct[dense : dense + n * k] = eye
         cts.append(jnp.asarray(ct, dtype))
     return rows, tuple(cts)
 
@@ -405,6 +417,7 @@ def update_traces(
             kind = layout.kinds[g][j]
             if kind == "diag":
                 s = rows.diag[g]
+                assert s is not None  # a group with diag traces has their rows
                 m = g_state[g][s : s + k]  # (k, N, k): M[a, i, b]
                 gp = g_params[j][s : s + k]  # (k, *shape)
                 prop = _diag_propagate(m, _components(traces[g][j], k), n)
@@ -415,6 +428,7 @@ def update_traces(
                 row.append(_pack(layout, g, new_e))
             elif kind == "dense":
                 s = rows.dense[g]
+                assert s is not None  # a group with dense traces has their rows
                 gp = g_params[j][s : s + n * k].reshape(n, k, *layout.shapes[j])
                 acc = gp
                 for m_ in range(layout.owners[j], g + 1):
@@ -433,6 +447,8 @@ def update_traces(
                         own = jnp.einsum("iaib->iab", r)
                         acc = acc + jnp.einsum("iab,ib...->ia...", own, e0)
                     else:
+                        # Below the group, a leaf of a lower group: a dense trace.
+                        e0 = cast(Array, e0)
                         acc = acc + jnp.tensordot(r, e0, axes=([2, 3], [0, 1]))
                 row.append(acc)
             else:

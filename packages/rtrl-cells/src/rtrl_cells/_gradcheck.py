@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -38,7 +40,7 @@ def leaf_errors(a, b):
 
 def gradient_errors_by_method(
     cell: AbstractCell,
-    methods: tuple[str | GradientMethod, ...],
+    methods: Sequence[str | GradientMethod],
     key: PRNGKeyArray,
     segments: int = 3,
     length: int = 6,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import abc
 import math
-from typing import final
+from typing import TYPE_CHECKING, final
 
 import jax
 import jax.numpy as jnp
@@ -147,6 +147,9 @@ class LRU(AbstractLRU):
     C_im: Float[Array, "D N"]
     D: Float[Array, " D"]
 
+    if TYPE_CHECKING:  # equinox inherits __init__; pyright would synthesize one
+        __init__ = AbstractLRU.__init__
+
     def _init_readout(self, keys, N, D, dtype):
         self.C_re = jax.random.normal(keys[0], (D, N), dtype) / math.sqrt(N)
         self.C_im = jax.random.normal(keys[1], (D, N), dtype) / math.sqrt(N)
@@ -178,6 +181,9 @@ class OnlineLRU(AbstractLRU):
 
     C_re: Float[Array, "N N"]
     C_im: Float[Array, "N N"]
+
+    if TYPE_CHECKING:  # equinox inherits __init__; pyright would synthesize one
+        __init__ = AbstractLRU.__init__
 
     def _init_readout(self, keys, N, D, dtype):
         self.C_re = jax.random.normal(keys[0], (N, N), dtype) / math.sqrt(N)

@@ -14,7 +14,7 @@ import inspect
 import re
 import types
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import jax
 from jaxtyping import PRNGKeyArray
@@ -83,7 +83,10 @@ class CellKind:
                     f"{self.cls.__name__} takes no option {option!r}; its options: "
                     f"{', '.join(self.options) or 'none'}."
                 )
-        return self.cls(
+        # Every registered class takes the standard keywords (checked on
+        # registration); its options are checked above.
+        make = cast(Callable[..., AbstractElementwiseCell], self.cls)
+        return make(
             input_size=input_size,
             hidden_size=hidden_size,
             key=key,

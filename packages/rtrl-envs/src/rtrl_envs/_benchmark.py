@@ -84,7 +84,7 @@ def _runners(name: str, num_envs: int, steps: int, seed: int):
         def adapter_round() -> None:
             adapter_scan(jax.random.key(seed)).block_until_ready()
 
-        raw_round = None
+        raw_round: Callable[[], None] | None = None
         if name.startswith("gymnax/"):
             genv, params = env.core.env, env.core.params
 
@@ -102,8 +102,10 @@ def _runners(name: str, num_envs: int, steps: int, seed: int):
 
                 return jax.lax.scan(body, (state, key), acts)[1]
 
-            def raw_round() -> None:
+            def gymnax_round() -> None:
                 raw_scan(jax.random.key(seed)).block_until_ready()
+
+            raw_round = gymnax_round
 
         return adapter_round, raw_round
 
@@ -114,15 +116,18 @@ def _runners(name: str, num_envs: int, steps: int, seed: int):
         for a in actions:
             state, _ = env.step(state, a)
 
-    raw_round = None
+    raw_round: Callable[[], None] | None = None
     if hasattr(env, "pool"):
-        raw: Any = make(name, num_envs=num_envs, seed=seed).pool
+        raw_env: Any = make(name, num_envs=num_envs, seed=seed)
+        raw = raw_env.pool
         raw.reset()
         raw_actions = actions.astype(env.spec.action_space.dtype)
 
-        def raw_round() -> None:
+        def pool_round() -> None:
             for a in raw_actions:
                 raw.step(a)
+
+        raw_round = pool_round
 
     elif name.startswith("popgym/"):
         import popgym.envs
@@ -132,7 +137,7 @@ def _runners(name: str, num_envs: int, steps: int, seed: int):
         for i, e in enumerate(envs):
             e.reset(seed=seed + i)
 
-        def raw_round() -> None:
+        def popgym_round() -> None:
             for a in actions:
                 for i, e in enumerate(envs):
                     if done[i]:
@@ -141,6 +146,8 @@ def _runners(name: str, num_envs: int, steps: int, seed: int):
                     else:
                         _, _, te, tr, _ = e.step(int(a[i]))
                         done[i] = te or tr
+
+        raw_round = popgym_round
 
     return host_adapter_round, raw_round
 

@@ -10,6 +10,7 @@ set below, action repeat 4 with rewards summed.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -73,10 +74,10 @@ class DMLabOptions:
 def import_deepmind_lab() -> Any:
     """Imports ``deepmind_lab`` or raises the error that says how to install it."""
     try:
-        import deepmind_lab
+        # By name: deepmind_lab is built from source; type checkers cannot see it.
+        return importlib.import_module("deepmind_lab")
     except ImportError as e:
         raise BackendNotInstalledError(INSTALL_HINT) from e
-    return deepmind_lab
 
 
 def action_array(index: int) -> np.ndarray:
@@ -135,10 +136,12 @@ class DMLabEnvironment(HostEnvironment):
         if lab_factory is None:
             lab_module = import_deepmind_lab()
 
-            def lab_factory(level, observations, config, renderer):
+            def real_lab(level, observations, config, renderer):
                 return lab_module.Lab(
                     level, observations, config=config, renderer=renderer
                 )
+
+            lab_factory = real_lab
 
         config = {"width": str(WIDTH), "height": str(HEIGHT), "logLevel": "WARN"}
         self._labs = [
@@ -153,7 +156,7 @@ class DMLabEnvironment(HostEnvironment):
         self._spec = EnvSpec(
             name,
             (HEIGHT, WIDTH, 3),
-            np.uint8,
+            np.dtype(np.uint8),
             Discrete(len(IMPALA_ACTION_SET)),
             num_envs,
             False,

@@ -90,7 +90,7 @@ class PopgymEnvironment(HostEnvironment):
             raise TypeError(f"{name}: unsupported action space {act!r}")
         size = _flat_size(self._obs_space)
         self._spec = EnvSpec(
-            name, (size,), np.float32, Discrete(int(act.n)), num_envs, False
+            name, (size,), np.dtype(np.float32), Discrete(int(act.n)), num_envs, False
         )
         self._last = np.zeros(num_envs, bool)
         self._obs = np.zeros((num_envs, size), np.float32)
