@@ -103,8 +103,9 @@ for _name in PACKAGES:
     nox.session(name=f"tests-{_name}")(_package_tests)
 
 
-# The sources pyright checks, with no error allowed: every package's source.
-TYPED = [f"packages/{name}/src" for name in PACKAGES]
+# The sources pyright checks, with no error allowed: every package's source and
+# the tools (a refactor that breaks a tool fails the lint session).
+TYPED = [*(f"packages/{name}/src" for name in PACKAGES), "tools"]
 
 
 @nox.session
