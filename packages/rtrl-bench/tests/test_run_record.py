@@ -294,6 +294,16 @@ def _bad_inputs(tmp_path):
         (["envs", "atari/Brekout"], "unknown environment 'atari/Brekout'"),
         (["speed", "--config", "1,2,3"], "must be four whole numbers >= 1: N,D,T,B"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (
+            [
+                "scale",
+                "--experiment",
+                "popgym-repeatfirstmedium",
+                "--variant",
+                "rtu-rtrl",
+            ],
+            "scale measures R2AC's throughput",
+        ),
     ]
 
 

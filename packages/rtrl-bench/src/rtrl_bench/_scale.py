@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import statistics
-from typing import Any, cast
+from typing import Any
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,13 +81,17 @@ def run_scale(
 
     exp = get_experiment(experiment)
     var = exp.variant(variant)
+    if not isinstance(var.config, ra.R2ACConfig):
+        raise ValueError(
+            f"scale measures R2AC's throughput; {experiment}/{variant} is "
+            f"{type(var.config).__name__}: give an R2AC experiment (horizon, "
+            "atari-*, procgen-*, gymnax-*)."
+        )
     for n in actors:
         distributed_setup(exp, var, RayOptions(address, n))  # fail early
     log_every = max(1, updates // reports)
     loop = ra.LoopConfig(num_updates=log_every * reports, log_every=log_every)
-    # An R2AC variant, as the docstring asks (``ra.r2ac`` reads its fields).
-    r2ac_config = cast(ra.R2ACConfig, var.config)
-    config = dataclasses.replace(r2ac_config, decay_updates=loop.num_updates)
+    config = dataclasses.replace(var.config, decay_updates=loop.num_updates)
     rows = []
     env = make_env(exp.env, seed)
     agent = ra.r2ac(config, env.spec)
