@@ -448,15 +448,13 @@ def _ppo_arms(rollout: int = 2048, linear_rtu: bool = False) -> tuple[Variant, .
     (input 64): RTU(192) 24,960, the paper's online LRU(84) 25,116, GRU(64)
     24,832; orthogonal init, observation and reward normalisation, value clip."""
     arms = []
-    for name, cell, n, method, seq in (
-        ("rtu-rtrl", "rtu", 192, "rtrl", 1),
-        ("lru-rtrl", "online-lru", 84, "rtrl", 1),
-        ("gru-tbptt", "gru", 64, "tbptt", 16),
+    for name, cell, n, method, seq, options in (
+        ("rtu-rtrl", "rtu", 192, "rtrl", 1, {"rtu_nonlinear": not linear_rtu}),
+        ("lru-rtrl", "online-lru", 84, "rtrl", 1, {}),
+        ("gru-tbptt", "gru", 64, "tbptt", 16, {}),
     ):
         net = ra.rtu_ppo_network(method)
-        core = dataclasses.replace(net.core, cell=cell, hidden_size=n)
-        if cell == "rtu":
-            core = dataclasses.replace(core, rtu_nonlinear=not linear_rtu)
+        core = dataclasses.replace(net.core, cell=cell, hidden_size=n, **options)
         net = dataclasses.replace(net, core=core)
         cfg = ra.PPOConfig(network=net, rollout_length=rollout, sequence_length=seq)
         arms.append(Variant(name, cfg))
