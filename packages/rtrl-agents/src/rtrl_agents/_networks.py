@@ -5,13 +5,14 @@ Everything is an unbatched, single-stream Equinox module; batch with ``jax.vmap`
 
 from __future__ import annotations
 
+import abc
 import math
 from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
 
 import rtrl_cells as rc
 
@@ -684,6 +685,44 @@ class AbstractTorsoNet(AbstractRecurrentNet):
             )
         return self.run_core(carry, self._features(obs, reward), first, method=method)
 
+    @abc.abstractmethod
+    def unroll(
+        self,
+        carry: Any,
+        obs: Array,
+        reward: Float[Array, " T"],
+        first: Bool[Array, " T"],
+        method: Any = None,
+    ) -> tuple[Any, ...]:
+        """The heads' outputs over ``T`` steps, each with a leading time axis,
+        then ``carry_T`` (see :meth:`ActorCriticNet.unroll`)."""
+
+    def step(
+        self,
+        carry: Any,
+        obs_t: Array,
+        reward_t: ArrayLike,
+        first_t: ArrayLike,
+        method: Any = None,
+    ) -> tuple[Any, ...]:
+        """One actor step: :meth:`unroll`'s outputs at one step, then the new
+        carry (:class:`ActorCriticNet`: ``(policy_params_t, v_t, carry)``;
+        :class:`PolicyNet`: ``(policy_params_t, carry)``; :class:`ValueNet`:
+        ``(v_t, carry)``).
+
+        RTRL cores advance their traces (online RTRL); TBPTT cores only their
+        state (:meth:`step_method`). ``method`` overrides it
+        (``rtrl_cells.BPTT``: state only).
+        """
+        *outputs, carry = self.unroll(
+            carry,
+            obs_t[None],
+            jnp.asarray(reward_t)[None],
+            jnp.asarray(first_t)[None],
+            method=self.step_method() if method is None else method,
+        )
+        return (*(y[0] for y in outputs), carry)
+
 
 class ActorCriticNet(AbstractTorsoNet):
     """Torso -> (clipped previous reward) -> recurrent core -> policy, value.
@@ -779,29 +818,6 @@ class ActorCriticNet(AbstractTorsoNet):
         hs, carry_T = self.core_features(carry, obs, reward, first, method=method)
         return jax.vmap(self.policy)(hs), jax.vmap(self.value)(hs), carry_T
 
-    def step(
-        self,
-        carry: Any,
-        obs_t: Array,
-        reward_t: Array,
-        first_t: Array,
-        method: Any = None,
-    ) -> tuple[Array, Array, Any]:
-        """One actor step: ``(policy_params_t, v_t, carry)``.
-
-        RTRL cores advance their traces (online RTRL); TBPTT cores only their
-        state (:meth:`step_method`). ``method`` overrides it
-        (``rtrl_cells.BPTT``: state only).
-        """
-        p, v, carry = self.unroll(
-            carry,
-            obs_t[None],
-            jnp.asarray(reward_t)[None],
-            jnp.asarray(first_t)[None],
-            method=self.step_method() if method is None else method,
-        )
-        return p[0], v[0], carry
-
 
 class PolicyNet(AbstractTorsoNet):
     """Torso -> (clipped previous reward) -> recurrent core -> policy: the
@@ -856,24 +872,6 @@ class PolicyNet(AbstractTorsoNet):
         hs, carry_T = self.core_features(carry, obs, reward, first, method=method)
         return jax.vmap(self.policy)(hs), carry_T
 
-    def step(
-        self,
-        carry: Any,
-        obs_t: Array,
-        reward_t: Array,
-        first_t: Array,
-        method: Any = None,
-    ) -> tuple[Array, Any]:
-        """One step: ``(policy_params_t, carry)`` (as :meth:`ActorCriticNet.step`)."""
-        p, carry = self.unroll(
-            carry,
-            obs_t[None],
-            jnp.asarray(reward_t)[None],
-            jnp.asarray(first_t)[None],
-            method=self.step_method() if method is None else method,
-        )
-        return p[0], carry
-
 
 class ValueNet(AbstractTorsoNet):
     """Torso -> (clipped previous reward) -> recurrent core -> value: the
@@ -925,24 +923,6 @@ class ValueNet(AbstractTorsoNet):
         :meth:`ActorCriticNet.unroll`)."""
         hs, carry_T = self.core_features(carry, obs, reward, first, method=method)
         return jax.vmap(self.value)(hs), carry_T
-
-    def step(
-        self,
-        carry: Any,
-        obs_t: Array,
-        reward_t: Array,
-        first_t: Array,
-        method: Any = None,
-    ) -> tuple[Array, Any]:
-        """One step: ``(v_t, carry)`` (as :meth:`ActorCriticNet.step`)."""
-        v, carry = self.unroll(
-            carry,
-            obs_t[None],
-            jnp.asarray(reward_t)[None],
-            jnp.asarray(first_t)[None],
-            method=self.step_method() if method is None else method,
-        )
-        return v[0], carry
 
 
 class ActorCriticCarry(NamedTuple):

@@ -60,24 +60,38 @@ def running_mean_std_update(
     Returns:
         The updated moments (unchanged if no sample counts).
     """
-    x = jnp.asarray(x, rms.mean.dtype)
-    w = jnp.ones(x.shape[:1], x.dtype) if mask is None else jnp.asarray(mask, x.dtype)
-    wb = w.reshape(w.shape + (1,) * (x.ndim - 1))
-    n = jnp.sum(w)
-    safe_n = jnp.maximum(n, 1.0)
-    b_mean = jnp.sum(wb * x, 0) / safe_n
-    b_var = jnp.sum(wb * (x - b_mean) ** 2, 0) / safe_n
-    total = rms.count + n
-    delta = b_mean - rms.mean
-    mean = rms.mean + delta * n / total
-    m2 = rms.var * rms.count + b_var * n + delta**2 * rms.count * n / total
-    var = m2 / total
-    keep = n > 0
+    mean, m2, total, keep = _merge_moments(
+        rms.mean, rms.var * rms.count, rms.count, x, mask
+    )
     return RunningMeanStd(
         jnp.where(keep, mean, rms.mean),
-        jnp.where(keep, var, rms.var),
-        jnp.where(keep, total, rms.count),
+        jnp.where(keep, m2 / total, rms.var),
+        total,
     )
+
+
+def _merge_moments(
+    mean_a: Array, m2_a: Array, n_a: Array, x: ArrayLike, mask: ArrayLike | None
+) -> tuple[Array, Array, Array, Array]:
+    """Chan et al.'s exact merge of ``(mean_a, m2_a, n_a)`` with the samples ``x``
+    (leading axis: samples; ``mask``: optional ``(N,)`` weights in ``{0, 1}``).
+
+    Returns ``(mean, m2, n, keep)``, ``m2`` the sum of squared deviations and
+    ``keep`` whether any sample counted (if not, ``mean`` and ``m2`` are not
+    meaningful; ``n`` is ``n_a``). One sample gives Welford's step.
+    """
+    x = jnp.asarray(x, mean_a.dtype)
+    w = jnp.ones(x.shape[:1], x.dtype) if mask is None else jnp.asarray(mask, x.dtype)
+    wb = w.reshape(w.shape + (1,) * (x.ndim - 1))
+    n_b = jnp.sum(w)
+    b_mean = jnp.sum(wb * x, 0) / jnp.maximum(n_b, 1.0)
+    b_m2 = jnp.sum(wb * (x - b_mean) ** 2, 0)
+    n = n_a + n_b
+    delta = b_mean - mean_a
+    safe_n = jnp.maximum(n, 1e-30)
+    mean = mean_a + delta * (n_b / safe_n)
+    m2 = m2_a + b_m2 + delta**2 * (n_a * n_b / safe_n)
+    return mean, m2, n, n_b > 0
 
 
 def normalize(
@@ -203,19 +217,7 @@ def sample_moments_update(
     Returns:
         The updated moments (unchanged if no sample counts).
     """
-    x = jnp.asarray(x, moments.mean.dtype)
-    w = jnp.ones(x.shape[:1], x.dtype) if mask is None else jnp.asarray(mask, x.dtype)
-    wb = w.reshape(w.shape + (1,) * (x.ndim - 1))
-    n_b = jnp.sum(w)
-    b_mean = jnp.sum(wb * x, 0) / jnp.maximum(n_b, 1.0)
-    b_m2 = jnp.sum(wb * (x - b_mean) ** 2, 0)
-    n_a = moments.count
-    n = n_a + n_b
-    delta = b_mean - moments.mean
-    safe_n = jnp.maximum(n, 1.0)
-    mean = moments.mean + delta * (n_b / safe_n)
-    m2 = moments.m2 + b_m2 + delta**2 * (n_a * n_b / safe_n)
-    keep = n_b > 0
+    mean, m2, n, keep = _merge_moments(moments.mean, moments.m2, moments.count, x, mask)
     return SampleMoments(
         jnp.where(keep, mean, moments.mean), jnp.where(keep, m2, moments.m2), n
     )
