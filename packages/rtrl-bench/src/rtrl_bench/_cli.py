@@ -203,6 +203,30 @@ def _speed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _e2e(args: argparse.Namespace) -> int:
+    from ._e2e import E2ESettings, format_e2e, run_e2e
+
+    settings = E2ESettings(
+        num_envs=args.num_envs,
+        num_steps=args.num_steps,
+        updates=args.updates,
+        runs=args.runs,
+        width=args.width,
+        seed=args.seed,
+    )
+    rows = run_e2e(settings, args.systems, progress=lambda m: print(m, flush=True))
+    print()
+    print(format_e2e(rows, settings))
+    _write_json(
+        args.json,
+        {
+            "settings": dataclasses.asdict(settings),
+            "e2e": [dataclasses.asdict(r) for r in rows],
+        },
+    )
+    return 0
+
+
 def _complexity(args: argparse.Namespace) -> int:
     from ._complexity import (
         FULL_ENTRIES,
@@ -558,6 +582,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", default=None, help="also write the results here")
     p.set_defaults(func=_speed)
+
+    p = add(
+        "e2e",
+        help="whole jitted training runs: our agents vs PureJaxRL's PPO-RNN",
+        description="Times whole jitted training runs (acting, environment, "
+        "learning) of PureJaxRL's PPO-RNN, re-written here, and of this project's "
+        "PPO and R2AC with GRU/eLSTM/RTU cores on gymnax MemoryChain-bsuite, "
+        "interleaved; steps per second, ratio to PureJaxRL, XLA memory.",
+    )
+    from ._e2e import SYSTEMS
+
+    p.add_argument(
+        "--systems",
+        nargs="+",
+        choices=SYSTEMS,
+        default=list(SYSTEMS),
+        metavar="SYSTEM",
+        help=f"systems to time ({', '.join(SYSTEMS)})",
+    )
+    p.add_argument("--num-envs", type=_count, default=16, help="parallel envs")
+    p.add_argument("--num-steps", type=_count, default=128, help="rollout length")
+    p.add_argument("--updates", type=_count, default=4, help="updates per timed call")
+    p.add_argument("--runs", type=_count, default=5, help="timed calls per system")
+    p.add_argument(
+        "--width",
+        type=_positive_float,
+        default=1.0,
+        help="scale every width by this (1: the comparison's ~99k-parameter cores)",
+    )
+    p.add_argument("--seed", type=_non_negative_int, default=0, help="PRNG seed")
+    p.add_argument("--json", default=None, help="also write the results here")
+    p.set_defaults(func=_e2e)
 
     p = add("envs", help="environment adapters vs raw backends, steps/s")
     p.add_argument(
