@@ -119,7 +119,7 @@ def atari_learner(runs: int, updates: int, quick: bool) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description="The GPU run of the speed work.")
     p.add_argument("--out", default="gpu-bench", help="folder of gpu_bench.json")
     p.add_argument("--runs", type=int, default=7, help="timed runs per method")
     p.add_argument("--updates", type=int, default=5, help="updates per Atari call")
