@@ -49,7 +49,7 @@ class SyntheticAtari:
         self._spec = EnvSpec(
             "synthetic/atari",
             (4, frame, frame),
-            np.uint8,
+            np.dtype(np.uint8),
             Discrete(actions),
             num_envs,
             True,
