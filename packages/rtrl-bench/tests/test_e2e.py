@@ -23,6 +23,7 @@ from rtrl_bench._e2e import (
 
 pytest.importorskip("gymnax")
 
+
 @pytest.fixture
 def x64():
     jax.config.update("jax_enable_x64", True)
