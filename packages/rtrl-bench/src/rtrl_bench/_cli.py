@@ -166,8 +166,16 @@ def _envs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _workaround_choices() -> list[str]:
+    import rtrl_cells as rc
+
+    names = list(rc.Workarounds.names())
+    return [*names, "+".join(names)]
+
+
 def _speed(args: argparse.Namespace) -> int:
     from ._speed import (
+        format_ab,
         format_memory,
         format_speed,
         memory_rows,
@@ -175,10 +183,11 @@ def _speed(args: argparse.Namespace) -> int:
     )
 
     configs = args.config
+    ab = [name.split("+") for name in args.ab]
     rows = []
     for N, D, T, B in configs:
         for cell in args.cells:
-            new = time_methods(cell, N, D, T, B, runs=args.runs)
+            new = time_methods(cell, N, D, T, B, runs=args.runs, ab=ab)
             rows += new
             print(format_speed(new).splitlines()[-1], flush=True)
     print(
@@ -186,6 +195,12 @@ def _speed(args: argparse.Namespace) -> int:
         f"({args.runs} interleaved runs, float32, jitted; ratio to bptt):\n"
     )
     print(format_speed(rows))
+    if ab:
+        print(
+            "\nEach engine workaround off, interleaved with the default engine "
+            "(x default above 1: the workaround pays):\n"
+        )
+        print(format_ab(rows))
     mem = []
     if args.memory_lengths:
         N, D, _, B = configs[0]
@@ -573,6 +588,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="N,D,T,B sizes to time",
     )
     p.add_argument("--runs", type=_count, default=7, help="timed runs per method")
+    p.add_argument(
+        "--ab",
+        nargs="*",
+        default=[],
+        choices=_workaround_choices(),
+        metavar="SWITCH",
+        help="also time every method with this engine workaround off, interleaved "
+        "with the default (names of rtrl_cells.Workarounds, or several joined by "
+        f"'+'; one of: {', '.join(_workaround_choices())})",
+    )
     p.add_argument(
         "--memory-lengths",
         nargs="*",

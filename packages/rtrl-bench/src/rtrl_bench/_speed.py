@@ -10,6 +10,10 @@ online RTRL, so that its own are discarded. Methods are interleaved round by
 round after a warm-up, and medians are reported with their ratio to ``"bptt"``,
 so that the machine's noise hits every method alike.
 
+``--ab SWITCH`` adds, for each engine workaround named
+(``rtrl_cells.Workarounds``), the same methods with that switch off, interleaved
+with the default in the same rounds: the A/B of each workaround, measured.
+
 Memory is the compiler's own account of the jitted computation
 (``memory_analysis()``: temporary buffers plus outputs, the inputs excluded since
 every method reads the same rollout), for two uses of RTRL:
@@ -60,7 +64,10 @@ class SpeedRow:
             traces) or ``forward`` (no gradient).
         median_s: median wall time of one call, seconds.
         runs: timed runs.
-        ratio_to_bptt: ``median_s / median_s(bptt)`` of the same cell and size.
+        ratio_to_bptt: ``median_s / median_s(bptt)`` of the same cell, size and
+            workarounds.
+        workarounds: the engine workarounds switched off for this row (names
+            joined by ``+``), or ``""`` for the default engine.
     """
 
     cell: str
@@ -72,6 +79,7 @@ class SpeedRow:
     median_s: float
     runs: int
     ratio_to_bptt: float
+    workarounds: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,25 +182,60 @@ def time_methods(
     methods: Sequence[str] = METHODS,
     runs: int = 7,
     warmup: int = 2,
+    ab: Sequence[Sequence[str]] = (),
 ) -> list[SpeedRow]:
-    """Interleaved timing of ``methods`` on one problem; medians and ratios."""
-    cell, xs, resets, carry = _problem(cell_name, N, D, T, B)
-    fns = {m: gradient_fns(cell, m) for m in methods}
+    """Interleaved timing of ``methods`` on one problem; medians and ratios.
+
+    Args:
+        ab: engine workarounds (``rtrl_cells.Workarounds`` names) to time
+            switched off, each entry a set of names switched off together; every
+            entry's methods run in the same rounds as the default engine's.
+
+    Raises:
+        ValueError: (one line) for an unknown workaround name.
+    """
+    variants = {"": {}}
+    known = rc.Workarounds.names()
+    for names in ab:
+        for name in names:
+            if name not in known:
+                raise ValueError(
+                    f"unknown engine workaround {name!r}: expected one of "
+                    f"{', '.join(known)}."
+                )
+        variants["+".join(names)] = dict.fromkeys(names, False)
+    # Each variant's functions and carry are traced under its switches (the
+    # switches are read at trace time; each variant has its own jitted functions).
+    setups = {}
+    for label, switches in variants.items():
+        with rc.use_workarounds(**switches):
+            cell, xs, resets, carry = _problem(cell_name, N, D, T, B)
+            fns = {m: gradient_fns(cell, m) for m in methods}
+        setups[label] = (switches, cell, xs, resets, carry, fns)
+
+    def call(label: str, m: str) -> None:
+        switches, cell, xs, resets, carry, fns = setups[label]
+        with rc.use_workarounds(**switches):
+            _block(fns[m](cell, carry, xs, resets))
+
+    keys = [(v, m) for v in variants for m in methods]
     for _ in range(warmup):
-        for m in methods:
-            _block(fns[m](cell, carry, xs, resets))
-    times: dict[str, list[float]] = {m: [] for m in methods}
+        for v, m in keys:
+            call(v, m)
+    times: dict[tuple[str, str], list[float]] = {k: [] for k in keys}
     for r in range(runs):
-        order = list(methods) if r % 2 == 0 else list(reversed(methods))
-        for m in order:
+        for k in keys if r % 2 == 0 else reversed(keys):
             t0 = time.perf_counter()
-            _block(fns[m](cell, carry, xs, resets))
-            times[m].append(time.perf_counter() - t0)
-    med = {m: statistics.median(ts) for m, ts in times.items()}
-    base = med.get(rc.BPTT.name, float("nan"))
-    return [
-        SpeedRow(cell_name, N, D, T, B, m, med[m], runs, med[m] / base) for m in methods
-    ]
+            call(*k)
+            times[k].append(time.perf_counter() - t0)
+    med = {k: statistics.median(ts) for k, ts in times.items()}
+    rows = []
+    for v, m in keys:
+        base = med.get((v, rc.BPTT.name), float("nan"))
+        rows.append(
+            SpeedRow(cell_name, N, D, T, B, m, med[v, m], runs, med[v, m] / base, v)
+        )
+    return rows
 
 
 def _compiled_bytes(fn, *args) -> int:
@@ -273,7 +316,30 @@ def memory_rows(
     return rows
 
 
+def format_ab(rows: Sequence[SpeedRow]) -> str:
+    """Each method's median with the default engine, and with each workaround off
+    (its time and the ratio to the default: above 1, the workaround pays)."""
+    variants = [v for v in dict.fromkeys(r.workarounds for r in rows) if v]
+    keys = list(dict.fromkeys((r.cell, r.N, r.D, r.T, r.B, r.method) for r in rows))
+    by = {(r.cell, r.N, r.D, r.T, r.B, r.method, r.workarounds): r for r in rows}
+    lines = [
+        "| cell | N | D | T | B | method | default ms | "
+        + " | ".join(f"{v} off ms (x default)" for v in variants)
+        + " |",
+        "|---" * (7 + len(variants)) + "|",
+    ]
+    for k in keys:
+        on = by[(*k, "")].median_s
+        cols = [f"{1e3 * on:.1f}"]
+        for v in variants:
+            off = by[(*k, v)].median_s
+            cols.append(f"{1e3 * off:.1f} ({off / on:.2f})")
+        lines.append("| " + " | ".join(map(str, k)) + " | " + " | ".join(cols) + " |")
+    return "\n".join(lines)
+
+
 def format_speed(rows: Sequence[SpeedRow]) -> str:
+    rows = [r for r in rows if not r.workarounds]
     methods = list(dict.fromkeys(r.method for r in rows))
     keys = list(dict.fromkeys((r.cell, r.N, r.D, r.T, r.B) for r in rows))
     by = {(r.cell, r.N, r.D, r.T, r.B, r.method): r for r in rows}

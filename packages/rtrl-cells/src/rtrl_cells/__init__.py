@@ -38,6 +38,9 @@ from ._rtu import RTU as RTU
 from ._stack import AbstractStack as AbstractStack
 from ._stack import LayerLocalApproxStack as LayerLocalApproxStack
 from ._stack import Stack as Stack
+from ._workarounds import Workarounds as Workarounds
+from ._workarounds import use_workarounds as use_workarounds
+from ._workarounds import workarounds as workarounds
 
 __all__ = [
     "BPTT",
@@ -62,6 +65,7 @@ __all__ = [
     "OnlineLRU",
     "RTRLCarry",
     "Stack",
+    "Workarounds",
     "cell_examples",
     "cell_kind",
     "cell_kind_of",
@@ -78,6 +82,8 @@ __all__ = [
     "testing",
     "trace_size",
     "unregister_cell",
+    "use_workarounds",
+    "workarounds",
 ]
 
 __version__ = "0.3.1"

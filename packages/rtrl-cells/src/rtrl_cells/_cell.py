@@ -558,7 +558,7 @@ class AbstractElementwiseCell(AbstractCell, metaclass=_ElementwiseCellMeta):
         k = self.block_size
         names = self._param_names()
         by_name = {
-            n: None if e is None else _engine._components(e, k)
+            n: None if e is None else _engine._components(layout, 0, e)
             for n, e in zip(names, traces[0], strict=True)
         }
         s_t, new = self.trace_step(s_tm1[0], x_t, by_name)

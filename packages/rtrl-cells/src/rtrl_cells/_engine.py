@@ -15,12 +15,10 @@ Sensitivities (``traces``) ``E[g][P] = d s[g] / d P`` are kept in one of two for
 - ``"diag"`` (a group and its own ``rec`` parameters), component-major
   ``(k_g, *P.shape)``: ``E[a][i, ...] = d s[i, a] / d P[i, ...]``. Nothing else is
   nonzero, so the memory is ``k_g * |P|``: O(parameters), no ``N x N x D`` tensor.
-  Stored as one array, except: with one component (``k_g = 1``) the axis is
-  dropped and the trace has ``P``'s shape; with a few components per unit
-  (``N_g > 1``, ``k_g <= 4``: LRU, RTU) it is a tuple of ``k_g`` arrays of
-  ``P``'s shape. On XLA's CPU backend a batch of traces with a size-1 axis after
-  the batch axis was copied once more per update, and a component sliced out of
-  a batched ``(B, k, ...)`` array was copied before every contraction.
+  Stored as one array; with the ``compact_traces`` workaround (on by default,
+  see ``_workarounds``), a one-component trace (``k_g = 1``) drops the axis and
+  has ``P``'s shape, and a trace of a few components per unit (``N_g > 1``,
+  ``k_g <= 4``: LRU, RTU) is a tuple of ``k_g`` arrays of ``P``'s shape.
 - ``"dense"`` (a group and the parameters of groups below it, in a stack):
   ``(N_g, k_g, *P.shape)``: the cross-layer blocks of exact multi-layer RTRL.
 
@@ -37,6 +35,11 @@ The same rules serve a single step (:func:`run_per_step`, what ``step`` and a
 streaming learner use) and whole segments (:func:`run_segment`: BPTT inside the
 segment plus ``lambda_0 . E_0``, for "chunked", and for "online" with one-step input
 gradients), as in DESIGN section 3.
+
+How XLA is led to compute these rules on a given backend (storage forms,
+optimization barriers, how batch sums are split) is set by switches
+(:class:`~rtrl_cells._workarounds.Workarounds`) that never change a value; a
+:class:`Layout` records the switches in force when it was built.
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ from typing import Any, cast
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from ._workarounds import Workarounds, workarounds
 
 Array = jax.Array
 States = tuple[Array, ...]
@@ -93,6 +98,7 @@ class Layout:
             trace kept as a quarter turn of another leaf's, not stored) or ``None``
             (no trace).
         twins: per leaf, the leaf a ``"twin"`` trace turns (else ``None``).
+        workarounds: the backend switches this layout was built under.
     """
 
     units: tuple[int, ...]
@@ -101,6 +107,7 @@ class Layout:
     owners: tuple[int, ...]
     kinds: tuple[tuple[str | None, ...], ...]
     twins: tuple[int | None, ...] = ()
+    workarounds: Workarounds = dataclasses.field(default_factory=Workarounds)
 
     @staticmethod
     def build(
@@ -147,6 +154,7 @@ class Layout:
             owners,
             tuple(kinds),
             twins,
+            workarounds(),
         )
 
     @property
@@ -161,14 +169,23 @@ class Layout:
 
     def split(self, g: int) -> bool:
         """Whether group ``g``'s ``diag`` traces are stored as a tuple of components."""
-        return self.units[g] > 1 and 1 < self.blocks[g] <= _UNROLL_BLOCKS
+        return (
+            self.workarounds.compact_traces
+            and self.units[g] > 1
+            and 1 < self.blocks[g] <= _UNROLL_BLOCKS
+        )
+
+    def squeezed(self, g: int) -> bool:
+        """Whether group ``g``'s ``diag`` traces are stored without their size-1
+        component axis."""
+        return self.workarounds.compact_traces and self.blocks[g] == 1
 
     def trace_shape(self, g: int, j: int) -> tuple[int, ...] | None:
         """The trace's shape (for a split trace: its components' stacked shape)."""
         kind = self.kinds[g][j]
         if kind == "diag":
             k = self.blocks[g]
-            return self.shapes[j] if k == 1 else (k, *self.shapes[j])
+            return self.shapes[j] if self.squeezed(g) else (k, *self.shapes[j])
         if kind == "dense":
             return (self.units[g], self.blocks[g], *self.shapes[j])
         return None
@@ -204,18 +221,17 @@ def zeros_traces(layout: Layout, dtype: Any) -> Traces:
 _UNROLL_BLOCKS = 4
 
 
-def _components(e: Any, k: int) -> Any:
-    """A stored ``diag`` trace as its ``k`` components, indexable by ``[a]``."""
-    return e[None] if k == 1 else e
+def _components(layout: Layout, g: int, e: Any) -> Any:
+    """A stored ``diag`` trace of group ``g`` as its components (by ``[a]``)."""
+    return e[None] if layout.squeezed(g) else e
 
 
 def _pack(layout: Layout, g: int, comps: Any) -> Any:
     """Components of a ``diag`` trace of group ``g`` in their stored form."""
-    k = layout.blocks[g]
-    if k == 1:
+    if layout.squeezed(g):
         return comps[0]
     if layout.split(g):
-        return tuple(comps[a] for a in range(k))
+        return tuple(comps[a] for a in range(layout.blocks[g]))
     return _as_array(comps)
 
 
@@ -231,9 +247,9 @@ def _quarter_turn(e: Any) -> tuple[Array, Array]:
 
 def _diag_trace(layout: Layout, traces: Traces, g: int, j: int) -> Any:
     """The components of an own-group trace, twins turned (else ``None``)."""
-    kind, k = layout.kinds[g][j], layout.blocks[g]
+    kind = layout.kinds[g][j]
     if kind == "diag":
-        return _components(traces[g][j], k)
+        return _components(layout, g, traces[g][j])
     if kind == "twin":
         twin = layout.twins[j]
         assert twin is not None  # a "twin" trace always names its source
@@ -268,7 +284,10 @@ def contract(
 
 
 def num_contract_parts(layout: Layout) -> int:
-    """How many separately summed parts :func:`contract_parts` returns."""
+    """How many separately summed parts :func:`contract_parts` returns (one
+    without the ``separate_batch_sums`` workaround)."""
+    if not layout.workarounds.separate_batch_sums:
+        return 1
     ks = [
         layout.blocks[g]
         for g in range(layout.num_groups)
@@ -282,16 +301,17 @@ def contract_parts(
 ) -> list[list[Array]]:
     """:func:`contract`, split by state component: ``parts[a][j]``.
 
-    Part ``a`` holds component ``a`` of the ``diag`` traces (``sum_g lam[g][:, a] *
-    E[g][a]``); part 0 also holds every other kind. Under ``vmap`` with shared
-    parameters, each part is summed over the batch on its own, so each sum is a
-    single fused multiply-reduce; a sum of several products reduced over the
-    batch in one piece is what XLA's CPU backend (YNNPACK reductions, jax 0.10)
-    runs 10-20x slower than its memory traffic. For the same reason each
-    product gets its own copy of ``lam`` (an optimization barrier), rather than
-    one broadcast of it shared by all leaves.
+    With the ``separate_batch_sums`` workaround, part ``a`` holds component ``a``
+    of the few-component ``diag`` traces (``sum_g lam[g][:, a] * E[g][a]``) and
+    part 0 also every other kind; each product gets its own copy of ``lam`` (an
+    optimization barrier). Under ``vmap`` with shared parameters each part is
+    then summed over the batch on its own, a single fused multiply-reduce: a sum
+    of several products, or products sharing one broadcast of ``lam``, reduced
+    over the batch in one piece is what XLA's CPU backend (YNNPACK reductions,
+    jax 0.10) ran 10-20x below memory speed. Without it there is one part.
     """
     n_parts = num_contract_parts(layout)
+    separate = layout.workarounds.separate_batch_sums
     parts = [[jnp.zeros_like(p) for p in params] for _ in range(n_parts)]
     for j in range(len(params)):
         for g in range(layout.num_groups):
@@ -306,11 +326,14 @@ def contract_parts(
                 kind, e = "diag", traces[g][twin]
                 lam_g = jnp.stack([lam_g[:, 1], -lam_g[:, 0]], axis=-1)
             if kind == "diag":
-                e = _components(e, k)
+                e = _components(layout, g, e)
             if kind == "diag" and n > 1 and k <= _UNROLL_BLOCKS:
                 for a in range(k):
-                    lam_a, e_a = jax.lax.optimization_barrier((lam_g[:, a], e[a]))
-                    parts[a][j] = parts[a][j] + _units(lam_a, e_a.ndim) * e_a
+                    lam_a, e_a = lam_g[:, a], e[a]
+                    if separate:
+                        lam_a, e_a = jax.lax.optimization_barrier((lam_a, e_a))
+                    part = a if separate else 0
+                    parts[part][j] = parts[part][j] + _units(lam_a, e_a.ndim) * e_a
             elif kind == "diag":
                 parts[0][j] = parts[0][j] + _diag_contract(lam_g, e, n)
             elif kind == "dense":
@@ -418,14 +441,16 @@ def update_traces(
             if kind == "diag":
                 s = rows.diag[g]
                 assert s is not None  # a group with diag traces has their rows
-                m = g_state[g][s : s + k]  # (k, N, k): M[a, i, b]
-                gp = g_params[j][s : s + k]  # (k, *shape)
-                prop = _diag_propagate(m, _components(traces[g][j], k), n)
-                if isinstance(prop, list):
-                    new_e = [p + gp[a] for a, p in enumerate(prop)]
+                M = g_state[g][s : s + k]  # (k, N, k): M[a, i, b]
+                G = g_params[j][s : s + k]  # (k, *shape)
+                E_0 = _components(layout, g, traces[g][j])
+                M_E_0 = _diag_propagate(M, E_0, n)
+                # E_T = M E_0 + G (component by component where unrolled)
+                if isinstance(M_E_0, list):
+                    E_T = [p + G[a] for a, p in enumerate(M_E_0)]
                 else:
-                    new_e = prop + gp
-                row.append(_pack(layout, g, new_e))
+                    E_T = M_E_0 + G
+                row.append(_pack(layout, g, E_T))
             elif kind == "dense":
                 s = rows.dense[g]
                 assert s is not None  # a group with dense traces has their rows
@@ -542,9 +567,9 @@ class System:
 
 
 def _by_component(g: Array) -> Array:
-    """The adjoints ``(rows, T, ..., k)`` of a projection, each of its few
-    components materialised on its own (an optimization barrier) before the
-    per-stream trace einsum ``sum_t g_t x_t^T``.
+    """The ``contiguous_adjoints`` workaround: the adjoints ``(rows, T, ..., k)``
+    of a projection, each of its few components materialised on its own (an
+    optimization barrier) before the per-stream trace einsum ``sum_t g_t x_t^T``.
 
     Left to itself, XLA's CPU backend (jax 0.10) builds each einsum operand with
     one strided gather straight from the scan's time-stacked output. With the
@@ -607,12 +632,16 @@ def run_segment(
     """
     layout = system.layout
     one_step = input_grads == "one-step"
+    switches = layout.workarounds
     # With one-step input gradients, the projection's BPTT cotangent must reach
     # the weights but not the inputs; the inputs get theirs inside.
     pre = system.prepare(params, jax.lax.stop_gradient(xs) if one_step else xs)
-    # The carried traces' gradient arrives on copies of the parameters, one per
-    # part of contract_parts, so that each part is summed over a batch alone.
-    copies = tuple(list(params) for _ in range(num_contract_parts(layout)))
+    # separate_batch_sums: the carried traces' gradient arrives on copies of the
+    # parameters, one per part of contract_parts, so that each part is summed
+    # over the batch alone (JAX adds the copies' cotangents to the parameters').
+    copies: tuple[list[Array], ...] = ()
+    if switches.separate_batch_sums:
+        copies = tuple(list(params) for _ in range(num_contract_parts(layout)))
 
     def forward(params, pre, xs, s0, traces0, resets):
         (states, s_T), vjp = jax.vjp(
@@ -624,7 +653,11 @@ def run_segment(
         # The projection's part of the traces: one einsum per stream, by autodiff
         # of the (linear) projection; its forward value is unused and dropped.
         _, vjp_prep = jax.vjp(lambda p: system.prepare(p, xs), params)
-        (g_proj,) = _batched_vjp(vjp_prep, jax.tree.map(_by_component, g_pre))
+        if switches.contiguous_adjoints:
+            g_pre = jax.tree.map(_by_component, g_pre)
+        (g_proj,) = _batched_vjp(vjp_prep, g_pre)
+        # M = d s_T / d s_0 (g_state) and G = d s_T / d theta (g_params), from
+        # the reverse passes; the new traces are E_T = M E_0 + G.
         g_params = [a + b for a, b in zip(g_core, g_proj, strict=True)]
         traces_T = update_traces(layout, rows, g_params, g_state, traces0)
         return (states, s_T, traces_T), vjp
@@ -640,8 +673,12 @@ def run_segment(
     def bwd(res, cts):
         vjp, params, xs, s0, traces0, resets, states = res
         ct_states = cts[0]
+        # The gradient: BPTT inside the segment, plus lambda_0 . E_0.
         g_params, g_pre, lam0 = vjp((ct_states, _zeros_like_tree(s0)))
         carried = tuple(contract_parts(layout, lam0, traces0, params))
+        if not copies:
+            g_params = [a + b for a, b in zip(g_params, carried[0], strict=True)]
+            carried = ()
         g_xs = None
         if one_step:
             g_xs = _one_step_input_grads(
