@@ -145,6 +145,31 @@ def test_restore_into_another_dtype_is_refused(tmp_path, x64):
     assert str(e.value).split("builds ")[1].split(" (")[0].endswith("float32")
 
 
+def test_a_tbptt_checkpoint_with_unread_traces_restores(tmp_path):
+    # Before rtrl-agents 0.4 a TBPTT core's carry held RTRL traces (zeros that
+    # nothing reads); the carry now holds its state alone. Such a checkpoint
+    # restores, its traces dropped; everything else must still match.
+    env = DelayedRecall(num_envs=2, delay=2)
+    agent = _agent(env, method="tbptt")
+    runner = ra.init_runner(agent, env, jax.random.PRNGKey(0))
+    full = jax.vmap(lambda _: runner.agent.params.core.init_carry())(jnp.arange(2))
+    assert not runner.carry.has_traces and full.has_traces
+    old = eqx.tree_at(lambda r: r.carry, runner, full)
+    ckpt = ra.Checkpointer(str(tmp_path / "ckpt"))
+    ckpt.save(3, old, config={"a": 1})
+    got = ckpt.restore(runner)
+    assert not got.carry.has_traces
+    for a, b in zip(_leaves(got), _leaves(runner), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # Traces the template does hold are never dropped: an RTRL carry without
+    # them is still refused.
+    rtrl = ra.init_runner(_agent(env), env, jax.random.PRNGKey(0))
+    ckpt2 = ra.Checkpointer(str(tmp_path / "ckpt2"))
+    ckpt2.save(1, runner, config={"a": 1})
+    with pytest.raises(ra.CheckpointMismatchError, match="lacks"):
+        ckpt2.restore(rtrl)
+
+
 class _AB(eqx.Module):
     a: jax.Array
     b: jax.Array

@@ -44,6 +44,9 @@ PUBLIC = {
     "testing",
     "trace_size",
     "unregister_cell",
+    "Workarounds",
+    "use_workarounds",
+    "workarounds",
 }
 
 

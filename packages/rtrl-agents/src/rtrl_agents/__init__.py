@@ -277,4 +277,4 @@ __all__ = [
     "vtrace_actor_critic_loss",
 ]
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"

@@ -58,6 +58,17 @@ def array_paths(tree: Any) -> list[tuple[str, Any]]:
     return [(".".join(_key_name(k) for k in path), x) for path, x in leaves]
 
 
+def _unread_traces(path: str, wanted: list[tuple[str, Any]]) -> bool:
+    """Whether a saved leaf is RTRL traces of a carry that this config keeps
+    without traces: a truncated-BPTT core's carry, which checkpoints written
+    before rtrl-agents 0.4 held as zeros that nothing reads. Restoring drops
+    them; any other leaf the template lacks is still a mismatch."""
+    head, sep, _ = path.partition(".traces.")
+    if not sep or not any(k.startswith("carry") for k in head.split(".")):
+        return False
+    return not any(p.startswith(head + ".traces.") for p, _ in wanted)
+
+
 def _describe(shape: Any, dtype: Any) -> str:
     return f"{tuple(int(d) for d in shape)} {np.dtype(dtype).name}"
 
@@ -339,6 +350,9 @@ class Checkpointer:
                     "in another folder."
                 )
         extra = sorted(set(saved) - {p for p, _ in wanted})
+        # Read (orbax restores whole trees) and then dropped.
+        dropped = [p for p in extra if _unread_traces(p, wanted)]
+        extra = [p for p in extra if p not in dropped]
         if extra:
             s = saved[extra[0]]
             raise CheckpointMismatchError(
@@ -347,12 +361,14 @@ class Checkpointer:
                 "with, or start a new run in another folder."
             )
         abstract: dict[str, Any] = {}
-        for path, x in wanted:
+        shapes = [(path, x.shape, x.dtype) for path, x in wanted]
+        shapes += [(p, saved[p]["shape"], saved[p]["dtype"]) for p in dropped]
+        for path, shape, dtype in shapes:
             node = abstract
             *parents, last = path.split(".")
             for p in parents:
                 node = node.setdefault(p, {})
-            node[last] = np.zeros(x.shape, x.dtype)
+            node[last] = np.zeros(tuple(shape), np.dtype(dtype))
         try:
             with _quiet_orbax():
                 got = self._manager.restore(

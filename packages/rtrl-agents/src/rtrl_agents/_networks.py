@@ -607,10 +607,15 @@ class AbstractRecurrentNet(eqx.Module):
     method: eqx.AbstractVar[str]
 
     def initial_carry(self) -> Any:
-        """The carry of one stream at the start (a dummy scalar without a core)."""
+        """The carry of one stream at the start (a dummy scalar without a core).
+
+        It holds RTRL traces only where :attr:`method` advances them: a core
+        trained by truncated BPTT carries its state alone
+        (``init_carry().for_method(method)``), not zeros that are never read.
+        """
         if self.core is None:
             return jnp.zeros((), _float_dtype())
-        return self.core.init_carry()
+        return self.core.init_carry().for_method(self.method)
 
     def stored_carry(self, carry: Any) -> Any:
         """What a learner that re-runs from ``carry`` with :attr:`method` needs

@@ -610,6 +610,7 @@ def run_segment(
     resets: Array,
     *,
     input_grads: str = "bptt",
+    new_traces: str = "reverse",
     remat: bool = False,
 ) -> tuple[States, States, Traces]:
     """Exact RTRL for a segment with fixed parameters, at the cost of BPTT.
@@ -618,7 +619,8 @@ def run_segment(
     equals ``sum_t delta_t . E_t`` (per-step RTRL) exactly. New traces
     ``E_T = M E_0 + G`` from reverse passes with cotangent "component ``a`` of every
     unit" on ``s_T``; the input matrices' part is one einsum of pre-activation
-    adjoints with the inputs, never a per-step trace write.
+    adjoints with the inputs, never a per-step trace write. (Or, with
+    ``new_traces="per-step"``, by the per-step recursion: what a single step uses.)
 
     The hoisted input projection stays outside the custom VJP, so that under
     ``vmap`` its weight gradient is one contraction over batch and time (rather
@@ -628,10 +630,14 @@ def run_segment(
         input_grads: ``"bptt"``: inputs get BPTT gradients inside the segment
             ("chunked"); ``"one-step"``: each input gets the gradient through its own
             step only, the state before it held ("online").
+        new_traces: ``"reverse"``: the new traces from reverse passes over the
+            segment; ``"per-step"``: from the per-step recursion
+            (:meth:`System.trace_step`, a cell's hand-written fast path if any).
         remat: store only the states and recompute each step on the way back.
     """
     layout = system.layout
     one_step = input_grads == "one-step"
+    per_step = new_traces == "per-step"
     switches = layout.workarounds
     # With one-step input gradients, the projection's BPTT cotangent must reach
     # the weights but not the inputs; the inputs get theirs inside.
@@ -647,6 +653,9 @@ def run_segment(
         (states, s_T), vjp = jax.vjp(
             lambda p, q, s: system.scan_core(p, s, q, resets, remat), params, pre, s0
         )
+        if per_step:
+            traces_T = _per_step_traces(system, params, xs, s0, traces0, resets)
+            return (states, s_T, traces_T), vjp
         rows, cts = trace_cotangents(layout, _dtype(s_T))
         zero_states = _zeros_like_tree(states)
         g_core, g_pre, g_state = _batched_vjp(lambda ct: vjp((zero_states, ct)), cts)
@@ -705,6 +714,20 @@ def _one_step_input_grads(system, params, xs, s0, resets, states, ct_states):
     return vjp_pre(g_pre)[0]
 
 
+def _per_step_traces(system, params, xs, s0, traces0, resets) -> Traces:
+    """The traces after a segment, advanced step by step (``E_t`` every step)."""
+
+    def body(carry, inp):
+        s, e = carry
+        x_t, reset_t = inp
+        s = system.reset_state(s, reset_t)
+        e = reset_traces(e, reset_t)
+        return system.trace_step(params, s, x_t, e), None
+
+    (_, traces_T), _ = jax.lax.scan(body, (s0, traces0), (xs, resets))
+    return traces_T
+
+
 def run_per_step(
     system: System,
     params: list[Array],
@@ -715,62 +738,25 @@ def run_per_step(
 ) -> tuple[States, States, Traces]:
     """Per-step RTRL: ``E_t`` advanced every step (the cell's fast path if any).
 
-    Gradient ``sum_t delta_t . E_t``; inputs get one-step gradients. The backward
-    pass re-runs the trace recursion instead of storing ``E_t`` for every step, so
-    memory does not grow with the segment length; each step writes the whole
-    trace, which is what a streaming learner (one update per step) pays.
+    What ``step`` (a streaming learner, PPO's single-step samples) runs. The new
+    traces come from the per-step recursion; inputs get one-step gradients. The
+    parameter gradient ``sum_t delta_t . E_t`` is computed as
+    :func:`run_segment` computes it, BPTT inside the segment plus
+    ``lambda_0 . E_0`` (equal, since the parameters are fixed): the backward
+    pass reads the carried traces once and never writes a new trace, so a
+    learner that discards the new carry (a PPO minibatch of stored carries)
+    never builds one per sample.
     """
-    layout = system.layout
-
-    def forward(params, xs, s0, traces0, resets):
-        def body(carry, inp):
-            s, e = carry
-            x_t, reset_t = inp
-            s = system.reset_state(s, reset_t)
-            e = reset_traces(e, reset_t)
-            s, e = system.trace_step(params, s, x_t, e)
-            return (s, e), s
-
-        (s_T, traces_T), states = jax.lax.scan(body, (s0, traces0), (xs, resets))
-        return states, s_T, traces_T
-
-    @jax.custom_vjp
-    def run(params, xs, s0, traces0, resets):
-        return forward(params, xs, s0, traces0, resets)
-
-    def fwd(params, xs, s0, traces0, resets):
-        out = forward(params, xs, s0, traces0, resets)
-        return out, (params, xs, s0, traces0, resets)
-
-    def bwd(res, cts):
-        params, xs, s0, traces0, resets = res
-        ct_states = cts[0]
-        pre, vjp_pre = jax.vjp(lambda x: system.prepare(params, x), xs)
-
-        def body(carry, inp):
-            s, e, g = carry
-            x_t, pre_t, reset_t, delta_t = inp
-            s = system.reset_state(s, reset_t)
-            e = reset_traces(e, reset_t)
-            # One-step input gradient: through this step only, s_{t-1} held.
-            _, vjp_in = jax.vjp(lambda q: system.core(params, s, q), pre_t)
-            (g_pre,) = vjp_in(delta_t)
-            s, e = system.trace_step(params, s, x_t, e)
-            g = [
-                a + b
-                for a, b in zip(g, contract(layout, delta_t, e, params), strict=True)
-            ]
-            return (s, e, g), g_pre
-
-        g0 = [jnp.zeros_like(p) for p in params]
-        (_, _, g_params), g_pre = jax.lax.scan(
-            body, (s0, traces0, g0), (xs, pre, resets, ct_states)
-        )
-        (g_xs,) = vjp_pre(g_pre)
-        return g_params, g_xs, None, None, None
-
-    run.defvjp(fwd, bwd)
-    return run(params, xs, s0, traces0, resets)
+    return run_segment(
+        system,
+        params,
+        xs,
+        s0,
+        traces0,
+        resets,
+        input_grads="one-step",
+        new_traces="per-step",
+    )
 
 
 def run_bptt(

@@ -84,6 +84,9 @@ class CellTests:
       parameter's gradient, so that the exactness checks prove something;
     - ``test_online_and_chunked_agree``: same outputs and carries across calls;
     - ``test_step_is_online_unroll``: ``step`` one at a time is ``"online"``;
+    - ``test_step_gradient_is_exact``: the gradient of one ``step`` from a
+      carried carry (a streaming learner's, PPO's single-step samples') equals
+      full BPTT through the history;
     - ``test_no_gradient_reaches_previous_carry``: carries are data;
     - ``test_inputs_get_gradients``: BPTT input gradients for ``"chunked"``,
       one-step ones for ``"online"``;
@@ -142,6 +145,34 @@ class CellTests:
                 y_t, carry = step(c, carry, xs[1, t], resets[1, t])
                 assert _close(y_t, ys[t], rtol=1e-12, atol=1e-12)
             assert _close(carry, carry_u, rtol=1e-12, atol=1e-12)
+
+    def test_step_gradient_is_exact(self, cell: AbstractCell) -> None:
+        with _x64(cell) as c:
+            xs, resets = _data(c, key=5, segments=2)
+            x, r = xs[1, 0], resets[1, 0]
+            carry = eqx.filter_jit(
+                lambda c: c.unroll(c.init_carry(), xs[0], resets[0], CHUNKED)[1]
+            )(c)
+            g = eqx.filter_jit(
+                eqx.filter_grad(lambda c: _loss(c.step(carry, x, r)[0]))
+            )(c)
+
+            def full(c):
+                history = jnp.concatenate([xs[0], x[None]])
+                ys, _ = c.unroll(
+                    c.init_carry(), history, jnp.append(resets[0], r), BPTT
+                )
+                return _loss(ys[-1])
+
+            g_ref = eqx.filter_jit(eqx.filter_grad(full))(c)
+            for label, a, b in zip(
+                param_labels(c), jax.tree.leaves(g), jax.tree.leaves(g_ref), strict=True
+            ):
+                err = relative_error(a, b)
+                assert err <= 1e-10, (
+                    f"the gradient of one step differs from full BPTT for {label!r} "
+                    f"(relative error {err:.1e})."
+                )
 
     def test_no_gradient_reaches_previous_carry(self, cell: AbstractCell) -> None:
         with _x64(cell) as c:
