@@ -391,11 +391,16 @@ def ppo(
                 (carries, values), (adv, ret, mask) = stale, stale_targets
             data = sequences(carries, batch, logp_old, adv, ret, values, mask)
             perm = jax.random.permutation(key, num_seq)
-            mbs = jax.tree.map(
-                lambda x: x[perm].reshape(config.num_minibatches, -1, *x.shape[1:]),
-                data,
-            )
-            return jax.lax.scan(minibatch_step, st, mbs)
+
+            def gathered_step(st: PPOState, idx: Array):
+                # Each minibatch gathered when it is used: a permuted copy of
+                # every stored carry at once (their RTRL traces: the bulk of
+                # the rollout's memory) would be a second copy of them all.
+                mb = jax.tree.map(lambda x: x[idx], data)
+                return minibatch_step(st, mb)
+
+            idx = perm.reshape(config.num_minibatches, -1)
+            return jax.lax.scan(gathered_step, st, idx)
 
         key, k_epochs = jax.random.split(state.key)
         trained, metrics = jax.lax.scan(
