@@ -16,6 +16,42 @@ def test_time_methods_interleaves_and_reports_ratios():
         assert abs(r.ratio_to_bptt - r.median_s / by["bptt"].median_s) < 1e-12
 
 
+def test_ab_times_each_workaround_off_beside_the_default(capsys):
+    # Every method runs under the default engine and with each switch off, in
+    # the same rounds; a variant's carry is built under its own switches (the
+    # compact_traces variant's carry has another structure: it would not run).
+    import pytest
+
+    from rtrl_bench._speed import format_ab
+
+    rows = time_methods(
+        "LRU",
+        8,
+        5,
+        4,
+        2,
+        methods=("bptt", "chunked"),
+        runs=2,
+        warmup=1,
+        ab=[["compact_traces"], ["separate_batch_sums", "contiguous_adjoints"]],
+    )
+    got = {(r.workarounds, r.method) for r in rows}
+    variants = ("", "compact_traces", "separate_batch_sums+contiguous_adjoints")
+    assert got == {(v, m) for v in variants for m in ("bptt", "chunked")}
+    for r in rows:
+        assert r.median_s > 0
+    table = format_ab(rows)
+    assert "compact_traces off ms (x default)" in table
+    assert table.count("| LRU | 8 | 5 | 4 | 2 |") == 2
+    with pytest.raises(ValueError, match="unknown engine workaround 'fast'"):
+        time_methods("LRU", 8, 5, 4, 2, runs=1, ab=[["fast"]])
+    # The CLI refuses an unknown switch in one line, before timing anything.
+    with pytest.raises(SystemExit) as e:
+        main(["speed", "--cells", "LRU", "--config", "8,5,4,2", "--ab", "fast"])
+    assert e.value.code != 0
+    assert "invalid choice: 'fast'" in capsys.readouterr().err
+
+
 def test_streaming_memory_is_constant_in_time_and_bptt_grows():
     rows = memory_rows("ELSTM", 16, 9, 2, lengths=(10, 400))
     mem = {(r.use, r.T): r.bytes for r in rows}
