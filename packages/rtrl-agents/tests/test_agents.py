@@ -218,6 +218,42 @@ def test_impala_torso_shapes():
     assert eqx.filter_eval_shape(hwc, x).shape == (32,)
 
 
+def test_impala_torso_frames_equal_one_vmapped_call(x64):
+    # On the CPU the learner's frames go through the torso a few steps at a time
+    # (ImpalaTorso.frames): the same function, values and parameter gradients,
+    # under vmap over streams as in the learner; float64.
+    import jax.numpy as jnp
+
+    torso = ra.ImpalaTorso(
+        (2, 12, 12),
+        ra.TorsoConfig(kind="impala", channels=(3, 4), blocks_per_stage=1, fc_size=8),
+        key=jax.random.PRNGKey(0),
+    )
+    torso = jax.tree.map(
+        lambda x: x.astype(jnp.float64) if eqx.is_inexact_array(x) else x, torso
+    )
+    T = 2 * ra.IMPALA_CPU_STEPS_PER_CALL + 1  # two full calls and a partial one
+    obs = jax.random.randint(jax.random.PRNGKey(1), (3, T, 2, 12, 12), 0, 256)
+    obs = obs.astype(jnp.uint8)
+
+    def loss(t, frames):
+        return jnp.sum(jnp.sin(jax.vmap(frames, in_axes=(None, 0))(t, obs)))
+
+    one_call = lambda t, o: jax.vmap(t)(o)  # noqa: E731
+    split = lambda t, o: t.frames(o)  # noqa: E731
+    np.testing.assert_allclose(
+        jax.vmap(lambda o: torso.frames(o))(obs),
+        jax.vmap(lambda o: one_call(torso, o))(obs),
+        rtol=1e-12,
+        atol=1e-12,
+    )
+    g_split = eqx.filter_grad(loss)(torso, split)
+    g_one = eqx.filter_grad(loss)(torso, one_call)
+    for a, b in zip(jax.tree.leaves(g_split), jax.tree.leaves(g_one), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    assert jax.default_backend() != "cpu" or T > ra.IMPALA_CPU_STEPS_PER_CALL
+
+
 def test_r2ac_with_the_impala_torso_updates():
     class Pixels(DelayedRecall):
         def __init__(self):

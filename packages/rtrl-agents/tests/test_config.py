@@ -162,6 +162,7 @@ def test_public_api_is_pinned():
             "CategoricalHead",
             "GaussianHead",
             "ImpalaTorso",
+            "IMPALA_CPU_STEPS_PER_CALL",
             "MLPTorso",
             "ValueHead",
             # Configs.

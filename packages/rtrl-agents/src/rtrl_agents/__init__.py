@@ -73,6 +73,7 @@ from ._losses import vtrace as vtrace
 from ._losses import vtrace_actor_critic_loss as vtrace_actor_critic_loss
 from ._make import AgentConfig as AgentConfig
 from ._make import make_agent as make_agent
+from ._networks import IMPALA_CPU_STEPS_PER_CALL as IMPALA_CPU_STEPS_PER_CALL
 from ._networks import AbstractRecurrentNet as AbstractRecurrentNet
 from ._networks import AbstractTorsoNet as AbstractTorsoNet
 from ._networks import ActorCriticCarry as ActorCriticCarry
@@ -139,6 +140,7 @@ from ._streaming import streaming_ac as streaming_ac
 from ._streaming import streaming_inputs as streaming_inputs
 
 __all__ = [
+    "IMPALA_CPU_STEPS_PER_CALL",
     "AbstractAgentState",
     "AbstractOptimizedState",
     "AbstractRecurrentNet",
@@ -277,4 +279,4 @@ __all__ = [
     "vtrace_actor_critic_loss",
 ]
 
-__version__ = "0.4.0"
+__version__ = "0.4.1"

@@ -195,14 +195,7 @@ def time_methods(
         ValueError: (one line) for an unknown workaround name.
     """
     variants = {"": {}}
-    known = rc.Workarounds.names()
     for names in ab:
-        for name in names:
-            if name not in known:
-                raise ValueError(
-                    f"unknown engine workaround {name!r}: expected one of "
-                    f"{', '.join(known)}."
-                )
         variants["+".join(names)] = dict.fromkeys(names, False)
     # Each variant's functions and carry are traced under its switches (the
     # switches are read at trace time; each variant has its own jitted functions).
@@ -316,26 +309,33 @@ def memory_rows(
     return rows
 
 
+def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A markdown table: ``header``, its separator, then one line per row."""
+
+    def line(cells: Sequence[object]) -> str:
+        return "| " + " | ".join(map(str, cells)) + " |"
+
+    return "\n".join([line(header), "|---" * len(header) + "|", *map(line, rows)])
+
+
 def format_ab(rows: Sequence[SpeedRow]) -> str:
     """Each method's median with the default engine, and with each workaround off
     (its time and the ratio to the default: above 1, the workaround pays)."""
     variants = [v for v in dict.fromkeys(r.workarounds for r in rows) if v]
     keys = list(dict.fromkeys((r.cell, r.N, r.D, r.T, r.B, r.method) for r in rows))
     by = {(r.cell, r.N, r.D, r.T, r.B, r.method, r.workarounds): r for r in rows}
-    lines = [
-        "| cell | N | D | T | B | method | default ms | "
-        + " | ".join(f"{v} off ms (x default)" for v in variants)
-        + " |",
-        "|---" * (7 + len(variants)) + "|",
-    ]
+    table = []
     for k in keys:
         on = by[(*k, "")].median_s
-        cols = [f"{1e3 * on:.1f}"]
-        for v in variants:
-            off = by[(*k, v)].median_s
-            cols.append(f"{1e3 * off:.1f} ({off / on:.2f})")
-        lines.append("| " + " | ".join(map(str, k)) + " | " + " | ".join(cols) + " |")
-    return "\n".join(lines)
+        offs = [by[(*k, v)].median_s for v in variants]
+        table.append(
+            [*k, f"{1e3 * on:.1f}"]
+            + [f"{1e3 * off:.1f} ({off / on:.2f})" for off in offs]
+        )
+    header = ["cell", "N", "D", "T", "B", "method", "default ms"]
+    return _markdown_table(
+        header + [f"{v} off ms (x default)" for v in variants], table
+    )
 
 
 def format_speed(rows: Sequence[SpeedRow]) -> str:
@@ -343,39 +343,26 @@ def format_speed(rows: Sequence[SpeedRow]) -> str:
     methods = list(dict.fromkeys(r.method for r in rows))
     keys = list(dict.fromkeys((r.cell, r.N, r.D, r.T, r.B) for r in rows))
     by = {(r.cell, r.N, r.D, r.T, r.B, r.method): r for r in rows}
-    head = (
-        "| cell | N | D | T | B | "
-        + " | ".join(f"{m} ms (x bptt)" for m in methods)
-        + " |"
-    )
-    lines = [head, "|---" * (5 + len(methods)) + "|"]
-    for k in keys:
-        cols = []
-        for m in methods:
-            r = by[(*k, m)]
-            cols.append(f"{1e3 * r.median_s:.1f} ({r.ratio_to_bptt:.2f})")
-        lines.append("| " + " | ".join(map(str, k)) + " | " + " | ".join(cols) + " |")
-    return "\n".join(lines)
+    table = [
+        [*k]
+        + [
+            f"{1e3 * by[(*k, m)].median_s:.1f} ({by[(*k, m)].ratio_to_bptt:.2f})"
+            for m in methods
+        ]
+        for k in keys
+    ]
+    header = ["cell", "N", "D", "T", "B"] + [f"{m} ms (x bptt)" for m in methods]
+    return _markdown_table(header, table)
 
 
 def format_memory(rows: Sequence[MemoryRow]) -> str:
     uses = list(dict.fromkeys(r.use for r in rows))
     keys = list(dict.fromkeys((r.cell, r.N, r.D, r.B, r.T) for r in rows))
     by = {(r.cell, r.N, r.D, r.B, r.T, r.use): r for r in rows}
-    lines = [
-        "| cell | N | D | B | T | traces MB | "
-        + " | ".join(f"{u} MB" for u in uses)
-        + " |",
-        "|---" * (6 + len(uses)) + "|",
+    table = [
+        [*k, f"{by[(*k, uses[0])].trace_bytes / 2**20:.1f}"]
+        + [f"{by[(*k, u)].bytes / 2**20:.1f}" for u in uses]
+        for k in keys
     ]
-    for k in keys:
-        trace_mb = by[(*k, uses[0])].trace_bytes / 2**20
-        cols = [f"{by[(*k, u)].bytes / 2**20:.1f}" for u in uses]
-        lines.append(
-            "| "
-            + " | ".join(map(str, k))
-            + f" | {trace_mb:.1f} | "
-            + " | ".join(cols)
-            + " |"
-        )
-    return "\n".join(lines)
+    header = ["cell", "N", "D", "B", "T", "traces MB"] + [f"{u} MB" for u in uses]
+    return _markdown_table(header, table)
