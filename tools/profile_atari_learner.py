@@ -99,9 +99,8 @@ def torso_rate(state, batch, runs: int) -> dict:
     def loss(torso):  # as the learner runs it (ImpalaTorso.frames per stream)
         return jnp.sum(jax.vmap(torso.frames)(obs) ** 2)
 
-    fn = eqx.filter_jit(eqx.filter_grad(loss))
-    compiled = fn.lower(torso).compile().compiled
-    flops = _flops(compiled)
+    fn = eqx.filter_jit(eqx.filter_grad(loss)).lower(torso).compile()
+    flops = _flops(fn.compiled)  # equinox wraps jax's Compiled
     jax.block_until_ready(fn(torso))
     ts = []
     for _ in range(runs):
@@ -215,6 +214,14 @@ def interleaved(methods: list[str], runs: int) -> dict:
     }
 
 
+def _emit(out: dict, path: str | None) -> None:
+    """Prints ``out`` and, given a path, writes it there as JSON."""
+    print(json.dumps(out, indent=1))
+    if path:
+        with open(path, "w") as f:
+            json.dump(out, f, indent=1)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description="Where the Atari learner's time and memory go."
@@ -232,11 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.interleaved:
-        out = interleaved(args.methods, args.runs)
-        print(json.dumps(out, indent=1))
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(out, f, indent=1)
+        _emit(interleaved(args.methods, args.runs), args.json)
         return 0
     if args.child:
         res = one_method(args.child, args.runs, args.dump, args.trace)
@@ -260,11 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         r["torso"]["ratio_to_conv_rate"] = (
             r["torso"]["gflops_per_s"] / conv["gflops_per_s"]
         )
-    out = {"results": results, "conv_rate": conv}
-    print(json.dumps(out, indent=1))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1)
+    _emit({"results": results, "conv_rate": conv}, args.json)
     return 0
 
 
