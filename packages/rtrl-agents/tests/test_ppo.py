@@ -7,6 +7,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from rtrl_agents_testenvs import DelayedRecall, ppo_recall_config
 
@@ -181,3 +182,73 @@ def test_orthogonal_init_has_the_released_gains():
     assert np.any(np.asarray(net.torso.layers[0].bias) != 0)
     with pytest.raises(ValueError, match="MLP torso"):
         ra.NetworkConfig(torso=ra.TorsoConfig(kind="impala"), init="orthogonal")
+
+
+@pytest.mark.parametrize("traces", ["stale", "refresh"])
+def test_one_sequence_per_rollout_is_ppo_from_the_first_carry(x64, traces):
+    # With one sequence per rollout the actor stores each step's state alone
+    # (no traces): the sequence starts from the rollout's first carry, and the
+    # bootstrap value needs no traces. Reference, built independently: one
+    # epoch of one minibatch is one Adam step on ppo_loss of every stream's
+    # sequence from carry_0 (with its traces), advantages from GAE with the
+    # recorded values and V(x_T) from a (T + 1)-step unroll.
+    T = 32
+    config = _no_statistics(
+        ppo_recall_config("rtrl", traces, seq_len=T), num_epochs=1, num_minibatches=1
+    )
+    env = DelayedRecall(num_envs=4, delay=2)
+    agent = ra.ppo(config, env.spec)
+    runner = ra.init_runner(agent, env, jax.random.PRNGKey(0))
+    # The second rollout: its first carry holds traces of the first.
+    runner, _, _ = jax.jit(lambda r: ra.collect(agent, env, r))(runner)
+    _, batch, _ = jax.jit(lambda r: ra.collect(agent, env, r))(runner)
+    state = runner.agent
+    assert batch.extras.carry.has_traces is False
+    assert batch.carry_0.has_traces
+    got, _ = jax.jit(agent.update)(state, batch)
+
+    net = state.params
+    carry_0 = jax.vmap(net.stored_carry)(batch.carry_0)
+    _, v_all, _ = jax.vmap(net.unroll)(
+        carry_0, batch.observation, batch.reward, batch.first
+    )
+    values = batch.extras.value if traces == "stale" else v_all[:, :T]
+
+    def targets(rw, term, trunc, vals):
+        tr = ra.transitions(rw, term, trunc, config.discount, config.reward_clip)
+        return ra.gae(tr.r_t, tr.discount_t, vals, config.gae_lambda, tr.mask_t), (
+            tr.mask_t
+        )
+
+    v_1 = jnp.concatenate([values, v_all[:, T:]], 1)
+    adv, mask = jax.vmap(targets)(batch.reward, batch.terminated, batch.truncated, v_1)
+    logp_old = jax.vmap(jax.vmap(net.policy.log_prob))(
+        batch.extras.policy, batch.action
+    )
+    mb = ra.PPOMinibatch(
+        carry_0, batch.observation[:, :-1], batch.reward[:, :-1],
+        batch.first[:, :-1], batch.action, logp_old, adv, adv + values, values, mask,
+    )  # fmt: skip
+    grads = eqx.filter_grad(lambda n: ra.ppo_loss(n, mb, config)[0])(net)
+    params = eqx.filter(net, eqx.is_inexact_array)
+    optimizer = optax.chain(
+        optax.clip_by_global_norm(config.max_grad_norm),
+        optax.scale_by_adam(eps=config.adam_eps),
+    )
+    step, _ = optimizer.update(grads, optimizer.init(params), params)
+    want = eqx.apply_updates(
+        net, jax.tree.map(lambda u: -config.learning_rate * u, step)
+    )
+    for x, y in zip(_params(got), jax.tree.leaves(want), strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-12)
+    # The traces matter: without them the update is another one.
+    no_traces = batch._replace(
+        carry_0=dataclasses.replace(
+            batch.carry_0, traces=jax.tree.map(jnp.zeros_like, batch.carry_0.traces)
+        )
+    )
+    other, _ = jax.jit(agent.update)(state, no_traces)
+    assert max(
+        float(jnp.max(jnp.abs(x - y)))
+        for x, y in zip(_params(got), _params(other), strict=True)
+    ) > 1e-6

@@ -645,13 +645,14 @@ class AbstractRecurrentNet(eqx.Module):
             return jnp.zeros((), _float_dtype())
         return self.core.init_carry().for_method(self.method)
 
-    def stored_carry(self, carry: Any) -> Any:
-        """What a learner that re-runs from ``carry`` with :attr:`method` needs
-        of it: the state, and the RTRL traces only for methods that use them
-        (``carry.for_method``). Learners that keep a carry per step keep this."""
+    def stored_carry(self, carry: Any, method: Any = None) -> Any:
+        """What a learner that re-runs from ``carry`` with ``method`` (default
+        :attr:`method`) needs of it: the state, and the RTRL traces only for
+        methods that use them (``carry.for_method``); ``method="bptt"`` keeps
+        the state alone. Learners that keep a carry per step keep this."""
         if self.core is None:
             return carry
-        return carry.for_method(self.method)
+        return carry.for_method(self.method if method is None else method)
 
     def run_core(
         self, carry: Any, xs: Array, resets: Bool[Array, " T"], method: Any = None
@@ -1025,10 +1026,14 @@ class SeparateActorCriticNet(eqx.Module):
         """Both networks' carries at the start of an episode."""
         return ActorCriticCarry(self.actor.initial_carry(), self.critic.initial_carry())
 
-    def stored_carry(self, carry: ActorCriticCarry) -> ActorCriticCarry:
-        """What a learner re-running from ``carry`` needs of it, per network."""
+    def stored_carry(
+        self, carry: ActorCriticCarry, method: Any = None
+    ) -> ActorCriticCarry:
+        """What a learner re-running from ``carry`` needs of it, per network
+        (:meth:`AbstractRecurrentNet.stored_carry`)."""
         return ActorCriticCarry(
-            self.actor.stored_carry(carry.actor), self.critic.stored_carry(carry.critic)
+            self.actor.stored_carry(carry.actor, method),
+            self.critic.stored_carry(carry.critic, method),
         )
 
     def step_method(self) -> rc.GradientMethod:

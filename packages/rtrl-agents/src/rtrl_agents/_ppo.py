@@ -74,9 +74,12 @@ class PPOExtras(NamedTuple):
     value: Array
     """``V(x_t)`` under the behaviour parameters."""
     carry: Carry
-    """The core carry from *before* step ``t``, as the learner's gradient method
-    needs it (``ActorCriticNet.stored_carry``): the state, and the RTRL traces
-    only for RTRL methods (a TBPTT or feedforward core stores no traces)."""
+    """The core carry from *before* step ``t``, as the learner reads it
+    (``ActorCriticNet.stored_carry``): the state, and the RTRL traces only where
+    a sequence may start at ``t`` from the stored traces (RTRL methods, stale
+    traces, more than one sequence per rollout); otherwise the state alone,
+    which the bootstrap value reads (a sequence starting at step 0 starts from
+    ``Trajectory.carry_0``)."""
 
 
 class _ActorInput(NamedTuple):
@@ -186,10 +189,11 @@ def _rerun(net: ActorCriticNet, carry_0, obs, reward, first) -> tuple[Carry, Arr
 
 
 def _bootstrap_value(net: ActorCriticNet, carries, obs, reward, first) -> Array:
-    """``V(x_T)`` of one stream: two steps from the carry before step ``T - 1``."""
-    last_c = jax.tree.map(lambda x: x[-1], carries)
-    _, _, c = net.step(last_c, obs[-2], reward[-2], first[-2])
-    _, v_last, _ = net.step(c, obs[-1], reward[-1], first[-1])
+    """``V(x_T)`` of one stream: two steps from the carry before step ``T - 1``
+    (the states alone: values do not read the traces)."""
+    last_c = net.stored_carry(jax.tree.map(lambda x: x[-1], carries), rc.BPTT)
+    _, _, c = net.step(last_c, obs[-2], reward[-2], first[-2], method=rc.BPTT)
+    _, v_last, _ = net.step(c, obs[-1], reward[-1], first[-1], method=rc.BPTT)
     return jax.lax.stop_gradient(v_last)
 
 
@@ -206,8 +210,10 @@ def ppo(
     via the traces. ``traces`` chooses whether those stored carries are the
     actor's (``"stale"``) or are recomputed with the current parameters before
     every epoch (``"refresh"``, which recomputes the values, advantages and
-    value targets with them). The actor stores per step only what the method
-    needs: the state for TBPTT and feedforward cores, the traces too for RTRL.
+    value targets with them). The actor stores per step only what the learner
+    reads: the state, and the traces too only where a sequence can start from
+    them (RTRL, stale traces, ``sequence_length < rollout_length``); one
+    sequence per rollout starts from the rollout's first carry.
 
     Observations are normalised and rewards scaled by running statistics in the
     state (frozen during a rollout; ``update`` uses the same ones, then merges
@@ -236,6 +242,11 @@ def ppo(
             f"{config.num_minibatches}; choose a divisor."
         )
     make_net = network_factory(config, spec, cell)
+    # Where the learner starts a sequence from a stored per-step carry (stale
+    # traces, more than one sequence per stream) the actor stores the traces
+    # too; otherwise each step's state alone (the bootstrap value's), and a
+    # single sequence starts from the rollout's first carry.
+    store_method = None if (config.traces == "stale" and L < T) else rc.BPTT
     # The step size is applied from the state (apply_gradients).
     optimizer = optax.chain(
         optax.clip_by_global_norm(config.max_grad_norm),
@@ -285,7 +296,9 @@ def ppo(
             jnp.asarray(timestep.first),
         )
         action, new_carry, out = actor_step(state.params, carry, ts, key, greedy)
-        stored = jax.vmap(state.params.stored_carry)(carry)
+        stored = jax.vmap(partial(state.params.stored_carry, method=store_method))(
+            carry
+        )
         return action, new_carry, PPOExtras(out.policy, out.value, stored)
 
     def merge_statistics(
@@ -336,13 +349,28 @@ def ppo(
         adv, mask = jax.vmap(one)(reward, batch.terminated, batch.truncated, values_1)
         return adv, adv + values, mask
 
-    def sequences(carries: Carry, batch: Trajectory, logp_old, adv, ret, values, mask):
+    def sequences(
+        net: ActorCriticNet,
+        carries: Carry,
+        batch: Trajectory,
+        logp_old,
+        adv,
+        ret,
+        values,
+        mask,
+    ):
         """The rollout as ``num_seq`` sequences of ``L`` steps."""
 
         def cut(x):
             return x.reshape(x.shape[0] * (T // L), L, *x.shape[2:])
 
-        starts = jax.tree.map(lambda x: x[:, ::L].reshape(-1, *x.shape[2:]), carries)
+        if L == T:
+            # One sequence per stream: it starts from the rollout's first carry.
+            starts = jax.vmap(net.stored_carry)(batch.carry_0)
+        else:
+            starts = jax.tree.map(
+                lambda x: x[:, ::L].reshape(-1, *x.shape[2:]), carries
+            )
         return PPOMinibatch(
             starts,
             cut(batch.observation[:, :-1]),
@@ -389,7 +417,9 @@ def ppo(
                 adv, ret, mask = advantages(st.params, carries, values, batch, reward)
             else:
                 (carries, values), (adv, ret, mask) = stale, stale_targets
-            data = sequences(carries, batch, logp_old, adv, ret, values, mask)
+            data = sequences(
+                st.params, carries, batch, logp_old, adv, ret, values, mask
+            )
             perm = jax.random.permutation(key, num_seq)
 
             def gathered_step(st: PPOState, idx: Array):
