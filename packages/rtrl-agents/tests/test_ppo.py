@@ -129,12 +129,16 @@ def test_refresh_recomputes_the_targets_from_the_current_parameters():
         assert (diff > 1e-4) == matters, (traces, diff)
 
 
-def test_refresh_equals_stale_in_the_first_epoch():
+@pytest.mark.parametrize("seq_len", [1, 8])
+def test_refresh_equals_stale_in_the_first_epoch(seq_len):
     # Before any step the current parameters are the actor's: re-running the
-    # rollout gives the stored carries and values back.
+    # rollout gives the stored carries (at every sequence start) and the values
+    # back.
     updated = {}
     for traces in ("stale", "refresh"):
-        config = _no_statistics(ppo_recall_config("rtrl", traces), num_epochs=1)
+        config = _no_statistics(
+            ppo_recall_config("rtrl", traces, seq_len=seq_len), num_epochs=1
+        )
         agent, state, batch = _collected(config)
         updated[traces], _ = jax.jit(agent.update)(state, batch)
     for x, y in zip(

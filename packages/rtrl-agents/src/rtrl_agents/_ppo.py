@@ -174,18 +174,49 @@ def ppo_loss(
     }
 
 
-def _rerun(net: ActorCriticNet, carry_0, obs, reward, first) -> tuple[Carry, Array]:
-    """Re-runs one stream with ``net``: the stored carry before each step and
-    each step's value."""
+def _rerun(
+    net: ActorCriticNet, L: int, carry_0, obs, reward, first
+) -> tuple[Carry, Array, Array]:
+    """Re-runs one stream's rollout with ``net`` (``traces="refresh"``).
 
-    def body(c, inp):
+    Args:
+        net: the current parameters.
+        L: the sequence length (it divides ``T``).
+        carry_0: the carry before the rollout.
+        obs, reward, first: the rollout's ``T + 1`` steps.
+
+    Returns:
+        ``(starts, values, v_T)``: the stored carry before each of the ``T /
+        L`` sequences, ``V(x_t)`` for ``t < T``, and the bootstrap value
+        ``V(x_T)``. The traces are advanced only as far as a sequence start
+        reads them: the last sequence steps its states alone.
+    """
+    T = first.shape[0] - 1
+    n = T // L
+
+    def step(method, c, inp):
         o, r, f = inp
-        _, v, c_new = net.step(c, o, r, f)
-        return c_new, (c, v)
+        _, v, c = net.step(c, o, r, f, method=method)
+        return c, v
 
-    carry_0 = net.stored_carry(carry_0)
-    carries, values = jax.lax.scan(body, carry_0, (obs, reward, first))[1]
-    return carries, jax.lax.stop_gradient(values)
+    def sequence(c, inp):
+        c_end, v = jax.lax.scan(partial(step, None), c, inp)
+        return c_end, (c, v)
+
+    def split(x, lo, hi, shape):
+        return x[lo:hi].reshape(*shape, *x.shape[1:])
+
+    xs = (obs, reward, first)
+    head = jax.tree.map(lambda x: split(x, 0, (n - 1) * L, (n - 1, L)), xs)
+    c, (starts, v_head) = jax.lax.scan(sequence, net.stored_carry(carry_0), head)
+    starts = jax.tree.map(lambda a, b: jnp.concatenate([a, b[None]]), starts, c)
+    last = jax.tree.map(lambda x: split(x, (n - 1) * L, T, (L,)), xs)
+    c_T, v_last = jax.lax.scan(
+        partial(step, rc.BPTT), net.stored_carry(c, rc.BPTT), last
+    )
+    _, v_T = step(rc.BPTT, c_T, (obs[T], reward[T], first[T]))
+    values = jnp.concatenate([v_head.reshape(-1), v_last])
+    return starts, jax.lax.stop_gradient(values), jax.lax.stop_gradient(v_T)
 
 
 def _bootstrap_value(net: ActorCriticNet, carries, obs, reward, first) -> Array:
@@ -327,18 +358,9 @@ def ppo(
             reward = jnp.concatenate([reward[:, :1].astype(scaled.dtype), scaled], 1)
         return reward, obs_rms, scaler
 
-    def advantages(
-        net: ActorCriticNet,
-        carries: Carry,
-        values: Array,
-        batch: Trajectory,
-        reward: Array,
-    ):
+    def advantages(values: Array, v_last: Array, batch: Trajectory, reward: Array):
         """GAE advantages, returns and masks, ``(B, T)`` each, from the values
-        ``(B, T)`` of the rollout's steps and the carries before them."""
-        v_last = jax.vmap(lambda c, o, r, f: _bootstrap_value(net, c, o, r, f))(
-            carries, batch.observation, batch.reward, batch.first
-        )
+        ``(B, T)`` of the rollout's steps and the bootstrap values ``(B,)``."""
         values_1 = jnp.concatenate([values, v_last[:, None]], 1)
 
         def one(rw, term, trunc, vals):
@@ -349,30 +371,15 @@ def ppo(
         adv, mask = jax.vmap(one)(reward, batch.terminated, batch.truncated, values_1)
         return adv, adv + values, mask
 
-    def sequences(
-        net: ActorCriticNet,
-        carries: Carry,
-        batch: Trajectory,
-        logp_old,
-        adv,
-        ret,
-        values,
-        mask,
-    ):
-        """The rollout as ``num_seq`` sequences of ``L`` steps."""
+    def sequences(starts: Carry, batch: Trajectory, logp_old, adv, ret, values, mask):
+        """The rollout as ``num_seq`` sequences of ``L`` steps, from the carries
+        ``(B, T / L, ...)`` before them."""
 
         def cut(x):
             return x.reshape(x.shape[0] * (T // L), L, *x.shape[2:])
 
-        if L == T:
-            # One sequence per stream: it starts from the rollout's first carry.
-            starts = jax.vmap(net.stored_carry)(batch.carry_0)
-        else:
-            starts = jax.tree.map(
-                lambda x: x[:, ::L].reshape(-1, *x.shape[2:]), carries
-            )
         return PPOMinibatch(
-            starts,
+            jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), starts),
             cut(batch.observation[:, :-1]),
             cut(batch.reward[:, :-1]),
             cut(batch.first[:, :-1]),
@@ -401,25 +408,30 @@ def ppo(
         logp_old = jax.vmap(jax.vmap(net.policy.log_prob))(
             batch.extras.policy, batch.action
         )
-        stale = (batch.extras.carry, batch.extras.value)
         if config.traces == "stale":
-            stale_targets = advantages(net, *stale, batch, reward)
+            carries, values = batch.extras.carry, batch.extras.value
+            if L == T:
+                # One sequence per stream: from the rollout's first carry.
+                starts = jax.tree.map(
+                    lambda x: x[:, None], jax.vmap(net.stored_carry)(batch.carry_0)
+                )
+            else:
+                starts = jax.tree.map(lambda x: x[:, ::L], carries)
+            v_last = jax.vmap(partial(_bootstrap_value, net))(
+                carries, batch.observation, batch.reward, batch.first
+            )
+            stale = (starts, values, *advantages(values, v_last, batch, reward))
 
         def epoch(st: PPOState, key: PRNGKeyArray):
             if config.traces == "refresh":
                 # Carries, values and so the targets under the current parameters.
-                carries, values = jax.vmap(partial(_rerun, st.params))(
-                    batch.carry_0,
-                    batch.observation[:, :-1],
-                    batch.reward[:, :-1],
-                    batch.first[:, :-1],
+                starts, values, v_last = jax.vmap(partial(_rerun, st.params, L))(
+                    batch.carry_0, batch.observation, batch.reward, batch.first
                 )
-                adv, ret, mask = advantages(st.params, carries, values, batch, reward)
+                adv, ret, mask = advantages(values, v_last, batch, reward)
             else:
-                (carries, values), (adv, ret, mask) = stale, stale_targets
-            data = sequences(
-                st.params, carries, batch, logp_old, adv, ret, values, mask
-            )
+                starts, values, adv, ret, mask = stale
+            data = sequences(starts, batch, logp_old, adv, ret, values, mask)
             perm = jax.random.permutation(key, num_seq)
 
             def gathered_step(st: PPOState, idx: Array):
