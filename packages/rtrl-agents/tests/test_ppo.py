@@ -252,7 +252,10 @@ def test_one_sequence_per_rollout_is_ppo_from_the_first_carry(x64, traces):
         )
     )
     other, _ = jax.jit(agent.update)(state, no_traces)
-    assert max(
-        float(jnp.max(jnp.abs(x - y)))
-        for x, y in zip(_params(got), _params(other), strict=True)
-    ) > 1e-6
+    assert (
+        max(
+            float(jnp.max(jnp.abs(x - y)))
+            for x, y in zip(_params(got), _params(other), strict=True)
+        )
+        > 1e-6
+    )
