@@ -4,7 +4,14 @@ import equinox as eqx
 import jax
 import numpy as np
 import pytest
-from rtrl_agents_testenvs import Box, DelayedRecall, Spec, ppo_recall_config
+from rtrl_agents_testenvs import (
+    Box,
+    DelayedRecall,
+    Spec,
+    ppo_recall_config,
+    recall_config,
+    recall_env,
+)
 
 import rtrl_agents as ra
 
@@ -299,3 +306,32 @@ def test_ppo_stores_per_step_only_what_its_method_needs(method):
     else:
         assert stored.has_traces
         assert nbytes > 1000 * states
+
+
+def test_jitted_loop_with_chunked_trace_updates_equals_online(x64):
+    # make_train(trace_update="chunked"): every step advances the states alone
+    # and the carry is recomputed once per rollout by a chunked unroll. Exact:
+    # the parameters, the carry (traces included) and every metric after three
+    # updates equal the online loop's (float64).
+    env = recall_env(0, num_envs=4)
+    agent = ra.r2ac(recall_config("rtrl", rollout_length=8), env.spec)
+    key = jax.random.PRNGKey(3)
+    runs = {
+        t: jax.jit(ra.make_train(agent, env, 3, trace_update=t))(key)
+        for t in ("online", "chunked")
+    }
+    (a, ma), (b, mb) = runs["online"], runs["chunked"]
+    traces = jax.tree.leaves(a.carry.traces)
+    assert max(float(np.abs(t).max()) for t in traces) > 0
+    for x, y in zip(
+        jax.tree.leaves((a.agent.params, a.carry, ma)),
+        jax.tree.leaves((b.agent.params, b.carry, mb)),
+        strict=True,
+    ):
+        np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-12)
+    # PPO reads the carry of every step: chunked is refused in one line.
+    ppo = ra.ppo(ppo_recall_config("rtrl"), env.spec)
+    with pytest.raises(ValueError, match="offers no state-only actor step"):
+        jax.eval_shape(ra.make_train(ppo, env, 1, trace_update="chunked"), key)
+    with pytest.raises(ValueError, match="unknown trace update 'per-step'"):
+        jax.eval_shape(ra.make_train(agent, env, 1, trace_update="per-step"), key)

@@ -3,7 +3,6 @@ rtrl-cells cores, as factories of pure functions over typed states."""
 
 from ._actor import Actor as Actor
 from ._actor import concat_rollouts as concat_rollouts
-from ._actor import rollout_final_carry as rollout_final_carry
 from ._checkpoint import Checkpointer as Checkpointer
 from ._checkpoint import Restored as Restored
 from ._checkpoint import array_paths as array_paths
@@ -62,6 +61,7 @@ from ._loop import RunnerState as RunnerState
 from ._loop import collect as collect
 from ._loop import init_runner as init_runner
 from ._loop import make_train as make_train
+from ._loop import rollout_final_carry as rollout_final_carry
 from ._loop import run_updates as run_updates
 from ._losses import eligibility_trace as eligibility_trace
 from ._losses import gae as gae

@@ -11,20 +11,12 @@ The host driver (``train`` on a host environment) and the distributed system's
 Ray actors (``train_distributed``) both act through this class; pure JAX
 environments are stepped by the jitted :func:`~rtrl_agents.collect`.
 
-How an RTRL actor advances its traces (``trace_update``, a gradient method of
-``rtrl_cells.METHODS`` that advances traces):
-
-* ``"online"``: the per-step RTRL recursion at every step (``net.step``).
-* ``"chunked"``: every step advances the state only; at the rollout's end the
-  carry (state and traces) is recomputed from the stored carry by one chunked
-  unroll over the rollout (reverse passes and one einsum instead of ``M``
-  per-step trace updates, at the price of a second torso pass). Both give the
-  same carry up to rounding; the learner cannot tell them apart.
+How an RTRL actor advances its traces (``trace_update``: ``"online"`` or
+``"chunked"``) is described in ``_loop.py``'s docstring (:func:`~rtrl_agents.collect`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from typing import Any
 
@@ -36,32 +28,13 @@ import numpy as np
 import rtrl_cells as rc
 
 from ._core import AbstractAgentState, Agent, Trajectory, track_episodes
-from ._loop import RunnerState, collect
-
-# How an actor may advance traces: the gradient methods that advance them.
-TRACE_UPDATES = tuple(m.name for m in rc.METHODS.values() if m.advances_traces)
-
-
-def rollout_final_carry(net: Any, batch: Trajectory) -> Any:
-    """The batched carry after ``batch``'s rollout, by one chunked unroll per stream.
-
-    Args:
-        net: the parameters the rollout was collected with.
-        batch: the rollout (``T + 1`` timesteps; its ``carry_0`` is the start).
-
-    Returns:
-        The carry before ``batch.observation[:, T]``: the state and, for RTRL
-        cores, the traces.
-    """
-
-    def one(c0, obs, reward, first):
-        return net.unroll(c0, obs[:-1], reward[:-1], first[:-1], method=rc.CHUNKED)[2]
-
-    return jax.vmap(one)(batch.carry_0, batch.observation, batch.reward, batch.first)
-
-
-def _uses_traces(net: Any) -> bool:
-    return net.core is not None and rc.method(net.method).advances_traces
+from ._loop import (
+    RunnerState,
+    acting_agent,
+    collect,
+    rollout_final_carry,
+    uses_traces,
+)
 
 
 def _jit_state_only(act: Any) -> Any:
@@ -123,11 +96,7 @@ class Actor:
                 stacklevel=2,
             )
             trace_update = traces
-        if trace_update not in TRACE_UPDATES:
-            raise ValueError(
-                f"unknown trace update {trace_update!r}: expected one of "
-                f"{', '.join(TRACE_UPDATES)}."
-            )
+        acting, chunked = acting_agent(agent, state.params, trace_update)
         if int(env.spec.num_envs) != int(agent.num_envs):
             raise ValueError(
                 f"the agent was built for {agent.num_envs} streams but the "
@@ -142,31 +111,22 @@ class Actor:
         n = agent.num_envs
         self.episode_return = np.zeros((n,), np.float32)
         self.episode_length = np.zeros((n,), np.int64)
-        chunked = rc.method(trace_update) is rc.CHUNKED and _uses_traces(state.params)
-        if chunked and agent.act_state_only is None:
-            raise ValueError(
-                f"{type(agent.config).__name__}'s agent offers no state-only actor "
-                "step (its learner reads the carry of every step, or its actor's "
-                "input depends on the agent state), so its actors must advance "
-                "the traces every step: use "
-                "trace_update='online'."
-            )
         self._chunked = chunked
-        act = agent.act
-        if chunked and agent.act_state_only is not None:
-            act = agent.act_state_only
         if self.is_jax:
-            acting = dataclasses.replace(agent, act=act)
-            self._collect = eqx.filter_jit(lambda r: collect(acting, env, r))
+            # The chunked carry is recomputed inside the jitted rollout.
+            self._collect = eqx.filter_jit(
+                lambda r: collect(agent, env, r, trace_update)
+            )
             self._ep = (jnp.asarray(self.episode_return), jnp.zeros((n,), jnp.int32))
         else:
             # A TBPTT core, or chunked trace updates, step the state alone.
             state_only = isinstance(self.carry, rc.RTRLCarry) and (
-                chunked or not _uses_traces(state.params)
+                chunked or not uses_traces(state.params)
             )
+            act = acting.act
             self._act = _jit_state_only(act) if state_only else eqx.filter_jit(act)
-        if chunked:
-            self._final_carry = eqx.filter_jit(rollout_final_carry)
+            if chunked:
+                self._final_carry = eqx.filter_jit(rollout_final_carry)
 
     @property
     def frames_per_rollout(self) -> int:
@@ -185,8 +145,6 @@ class Actor:
             batch, stats = self._rollout_jax(state)
         else:
             batch, stats = self._rollout_host(state)
-        if self._chunked:
-            self.carry = self._final_carry(state.params, batch)
         return batch, stats
 
     def _rollout_jax(self, state):
@@ -244,6 +202,8 @@ class Actor:
             extras=jax.tree.map(lambda *x: jnp.stack(x, 1), *extras),
         )
         stats = {"episode_return_sum": dret, "episode_length_sum": dlen, "episodes": dn}
+        if self._chunked:
+            self.carry = self._final_carry(state.params, batch)
         return batch, stats
 
 

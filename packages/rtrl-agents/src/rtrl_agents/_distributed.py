@@ -51,7 +51,7 @@ import numpy as np
 
 import rtrl_cells as rc
 
-from ._actor import TRACE_UPDATES, Actor, concat_rollouts
+from ._actor import Actor, concat_rollouts
 from ._config import LoopConfig
 from ._core import AbstractAgentState, Agent, Trajectory
 from ._driver import (
@@ -62,7 +62,7 @@ from ._driver import (
     train_rollouts,
 )
 from ._logging import MetricWriter
-from ._loop import _raw_key
+from ._loop import TRACE_UPDATES, _raw_key
 from ._make import AgentConfig, make_agent
 
 

@@ -4,16 +4,32 @@ PureJaxRL style: :func:`make_train` returns one jitted-able function of a PRNG
 key that runs a whole training run, vmappable over seeds; :func:`run_updates`
 runs ``K`` updates and returns their metrics stacked, so a host driver
 (:func:`train`) pulls metrics off the device once every ``K`` updates.
+
+How an RTRL actor advances its traces (``trace_update``, here and in
+:class:`~rtrl_agents.Actor`; a gradient method of ``rtrl_cells.METHODS`` that
+advances traces):
+
+* ``"online"``: the per-step RTRL recursion at every step (``net.step``).
+* ``"chunked"``: every step advances the state only; at the rollout's end the
+  carry (state and traces) is recomputed from the rollout's first carry by one
+  chunked unroll with the parameters acted with (reverse passes and one einsum
+  instead of ``T`` per-step trace updates, at the price of a second torso
+  pass). Both give the same carry up to rounding; the learner cannot tell them
+  apart. Only agents whose learner reads no carry but the rollout's first
+  offer it (``Agent.act_state_only``: R2AC, not PPO).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array
+
+import rtrl_cells as rc
 
 from ._core import (
     AbstractAgentState,
@@ -79,10 +95,71 @@ def init_runner(agent: Agent, env: Any, key: Array) -> RunnerState:
     )
 
 
+# How an actor may advance traces: the gradient methods that advance them.
+TRACE_UPDATES = tuple(m.name for m in rc.METHODS.values() if m.advances_traces)
+
+
+def uses_traces(net: Any) -> bool:
+    """Whether ``net``'s core advances RTRL traces."""
+    return net.core is not None and rc.method(net.method).advances_traces
+
+
+def acting_agent(agent: Agent, params: Any, trace_update: str) -> tuple[Agent, bool]:
+    """The agent whose ``act`` a rollout steps with, and whether its carry is
+    then recomputed by :func:`rollout_final_carry` (``trace_update="chunked"``
+    with an RTRL core; see the module docstring).
+
+    Raises:
+        ValueError: (one line) an unknown ``trace_update``, or ``"chunked"`` for
+            an agent that offers no state-only actor step.
+    """
+    if trace_update not in TRACE_UPDATES:
+        raise ValueError(
+            f"unknown trace update {trace_update!r}: expected one of "
+            f"{', '.join(TRACE_UPDATES)}."
+        )
+    chunked = rc.method(trace_update) is rc.CHUNKED and uses_traces(params)
+    if not chunked:
+        return agent, False
+    if agent.act_state_only is None:
+        raise ValueError(
+            f"{type(agent.config).__name__}'s agent offers no state-only actor "
+            "step (its learner reads the carry of every step, or its actor's "
+            "input depends on the agent state), so its actors must advance "
+            "the traces every step: use trace_update='online'."
+        )
+    return dataclasses.replace(agent, act=agent.act_state_only), True
+
+
+def rollout_final_carry(net: Any, batch: Trajectory) -> Any:
+    """The batched carry after ``batch``'s rollout, by one chunked unroll per stream.
+
+    Args:
+        net: the parameters the rollout was collected with.
+        batch: the rollout (``T + 1`` timesteps; its ``carry_0`` is the start).
+
+    Returns:
+        The carry before ``batch.observation[:, T]``: the state and, for RTRL
+        cores, the traces.
+    """
+
+    def one(c0, obs, reward, first):
+        return net.unroll(c0, obs[:-1], reward[:-1], first[:-1], method=rc.CHUNKED)[2]
+
+    return jax.vmap(one)(batch.carry_0, batch.observation, batch.reward, batch.first)
+
+
 def collect(
-    agent: Agent, env: Any, runner: RunnerState
+    agent: Agent, env: Any, runner: RunnerState, trace_update: str = "online"
 ) -> tuple[RunnerState, Trajectory, dict]:
-    """One rollout of ``agent.rollout_length`` steps in every stream."""
+    """One rollout of ``agent.rollout_length`` steps in every stream.
+
+    ``trace_update``: how the actor advances RTRL traces, ``"online"`` or
+    ``"chunked"`` (module docstring); ``"chunked"`` raises a one-line
+    ``ValueError`` for agents that offer no state-only step (PPO).
+    """
+    params = runner.agent.params
+    agent, chunked = acting_agent(agent, params, trace_update)
 
     def body(carry, _):
         r, ep_ret, ep_len = carry
@@ -121,45 +198,59 @@ def collect(
         extras=jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), extras),
     )
     frames = agent.rollout_length * agent.num_envs
+    carry = rollout_final_carry(params, batch) if chunked else runner.carry
     runner = eqx.tree_at(
-        lambda s: (s.episode_return, s.episode_length, s.frames),
+        lambda s: (s.episode_return, s.episode_length, s.frames, s.carry),
         runner,
-        (ep_ret, ep_len, runner.frames + frames),
+        (ep_ret, ep_len, runner.frames + frames, carry),
     )
     return runner, batch, {k: jnp.sum(v).astype(jnp.float32) for k, v in stats.items()}
 
 
 def update_step(
-    agent: Agent, env: Any, runner: RunnerState
+    agent: Agent, env: Any, runner: RunnerState, trace_update: str = "online"
 ) -> tuple[RunnerState, dict]:
     """Collect one rollout with the current parameters, then update on it."""
-    runner, batch, ep = collect(agent, env, runner)
+    runner, batch, ep = collect(agent, env, runner, trace_update)
     state, metrics = agent.update(runner.agent, batch)
     runner = eqx.tree_at(lambda s: s.agent, runner, state)
     return runner, {**metrics, **ep, "frames": runner.frames}
 
 
 def run_updates(
-    agent: Agent, env: Any, runner: RunnerState, num_updates: int
+    agent: Agent,
+    env: Any,
+    runner: RunnerState,
+    num_updates: int,
+    trace_update: str = "online",
 ) -> tuple[RunnerState, dict[str, Array]]:
-    """``num_updates`` updates in one ``lax.scan``; metrics stacked on axis 0."""
+    """``num_updates`` updates in one ``lax.scan``; metrics stacked on axis 0
+    (``trace_update`` as :func:`collect`'s)."""
 
     def body(r, _):
-        return update_step(agent, env, r)
+        return update_step(agent, env, r, trace_update)
 
     return jax.lax.scan(body, runner, None, length=num_updates)
 
 
-def make_train(agent: Agent, env: Any, num_updates: int):
+def make_train(agent: Agent, env: Any, num_updates: int, trace_update: str = "online"):
     """A whole training run as one pure function of a PRNG key.
 
     ``jax.jit(make_train(agent, env, n))(key)`` trains; ``jax.vmap`` of it trains
     several seeds at once. Returns ``(runner_state, metrics)`` with metrics
-    stacked over updates.
+    stacked over updates. ``trace_update`` (``"online"`` or ``"chunked"``) is how
+    the actor advances RTRL traces (module docstring): ``"chunked"`` is exact
+    too, and faster where the torso is cheap against the core's per-step trace
+    update (R2AC with an MLP torso); it raises for agents that offer no
+    state-only step (PPO).
+
+    Raises:
+        ValueError: (one line, when called) an unknown ``trace_update``, or
+            ``"chunked"`` for an agent that reads the carry of every step.
     """
 
     def train(key: Array) -> tuple[RunnerState, dict[str, Array]]:
         runner = init_runner(agent, env, key)
-        return run_updates(agent, env, runner, num_updates)
+        return run_updates(agent, env, runner, num_updates, trace_update)
 
     return train
