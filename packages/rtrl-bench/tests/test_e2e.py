@@ -86,7 +86,7 @@ def test_purejaxrl_train_runs_its_updates_and_counts_the_gru():
 
 
 def test_run_e2e_interleaves_and_reports_ratios_to_purejaxrl():
-    rows = run_e2e(TINY, (ANCHOR, "r2ac-elstm"))
+    rows = run_e2e(TINY, (ANCHOR, "r2ac-elstm", "r2ac-elstm-chunked"))
     by = {r.system: r for r in rows}
     assert by[ANCHOR].ratio == 1.0
     for r in rows:

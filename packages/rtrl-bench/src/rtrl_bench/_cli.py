@@ -628,7 +628,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--num-envs", type=_count, default=16, help="parallel envs")
     p.add_argument("--num-steps", type=_count, default=128, help="rollout length")
-    p.add_argument("--updates", type=_count, default=4, help="updates per timed call")
+    p.add_argument("--updates", type=_count, default=16, help="updates per timed call")
     p.add_argument("--runs", type=_count, default=5, help="timed calls per system")
     p.add_argument(
         "--width",

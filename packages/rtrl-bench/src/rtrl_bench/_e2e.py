@@ -13,7 +13,11 @@ project's agents on the same gymnax environment, streams and rollout:
 * ``ppo-elstm-step``: our PPO, eLSTM(176), RTRL, single-step samples re-stepped
   from the stored state and traces (the RTU paper's recipe);
 * ``ppo-rtu-step``: the same with the non-linear RTU(384);
-* ``r2ac-elstm``: our R2AC, eLSTM(176), RTRL.
+* ``r2ac-elstm``: our R2AC, eLSTM(176), RTRL, the actor's traces advanced
+  online (every step);
+* ``r2ac-elstm-chunked``: the same with the actor's traces advanced chunked
+  (``make_train(..., trace_update="chunked")``: states every step, the carry
+  recomputed once per rollout; exact as well).
 
 The recurrent widths give every core about 99k parameters on a 128-wide input.
 Every system has the same network around its core (Dense 128 relu, heads with
@@ -66,7 +70,7 @@ class E2ESettings:
 
     num_envs: int = 16
     num_steps: int = 128
-    updates: int = 4
+    updates: int = 16
     runs: int = 5
     width: float = 1.0
     seed: int = 0
@@ -346,7 +350,9 @@ def _ppo(settings: E2ESettings, net, sequence_length: int):
     )
 
 
-def _ours(settings: E2ESettings, config) -> tuple[Callable, int]:
+def _ours(
+    settings: E2ESettings, config, trace_update: str = "online"
+) -> tuple[Callable, int]:
     import rtrl_agents as ra
     import rtrl_envs
 
@@ -355,7 +361,8 @@ def _ours(settings: E2ESettings, config) -> tuple[Callable, int]:
     state = agent.init(jax.random.key(0))
     core = state.params.core if hasattr(state.params, "core") else None
     recurrent = sum(x.size for x in jax.tree.leaves(eqx.filter(core, eqx.is_array)))
-    return ra.make_train(agent, env, settings.updates), int(recurrent)
+    train = ra.make_train(agent, env, settings.updates, trace_update=trace_update)
+    return train, int(recurrent)
 
 
 def _systems(settings: E2ESettings) -> dict[str, tuple[str, Callable[[], Any]]]:
@@ -365,6 +372,13 @@ def _systems(settings: E2ESettings) -> dict[str, tuple[str, Callable[[], Any]]]:
     gru = functools.partial(_network, s, "gru", 128, "tbptt")
     elstm = functools.partial(_network, s, "elstm", 176, "rtrl")
     rtu = functools.partial(_network, s, "rtu", 384, "rtrl", rtu_nonlinear=True)
+
+    def r2ac(trace_update: str):
+        config = ra.R2ACConfig(
+            network=elstm(), rollout_length=s.num_steps, learning_rate=6e-4
+        )
+        return _ours(s, config, trace_update)
+
     return {
         ANCHOR: (
             "PureJaxRL PPO (ppo_rnn.py re-written), GRU, BPTT over the rollout",
@@ -386,14 +400,10 @@ def _systems(settings: E2ESettings) -> dict[str, tuple[str, Callable[[], Any]]]:
             "our PPO, non-linear RTU, RTRL, single-step samples",
             lambda: _ours(s, _ppo(s, rtu(), 1)),
         ),
-        "r2ac-elstm": (
-            "our R2AC, eLSTM, RTRL",
-            lambda: _ours(
-                s,
-                ra.R2ACConfig(
-                    network=elstm(), rollout_length=s.num_steps, learning_rate=6e-4
-                ),
-            ),
+        "r2ac-elstm": ("our R2AC, eLSTM, RTRL", lambda: r2ac("online")),
+        "r2ac-elstm-chunked": (
+            "our R2AC, eLSTM, RTRL, chunked actor traces",
+            lambda: r2ac("chunked"),
         ),
     }
 
@@ -406,6 +416,7 @@ SYSTEMS = (
     "ppo-elstm-step",
     "ppo-rtu-step",
     "r2ac-elstm",
+    "r2ac-elstm-chunked",
 )
 
 
