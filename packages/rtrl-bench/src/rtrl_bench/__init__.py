@@ -76,4 +76,4 @@ __all__ = [
     "write_report",
 ]
 
-__version__ = "0.5.1"
+__version__ = "0.6.0"
