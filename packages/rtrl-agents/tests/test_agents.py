@@ -308,18 +308,29 @@ def test_ppo_stores_per_step_only_what_its_method_needs(method):
         assert nbytes > 1000 * states
 
 
-def test_jitted_loop_with_chunked_trace_updates_equals_online(x64):
+def test_jitted_loop_with_chunked_trace_updates_equals_online(x64, monkeypatch):
     # make_train(trace_update="chunked"): every step advances the states alone
     # and the carry is recomputed once per rollout by a chunked unroll. Exact:
     # the parameters, the carry (traces included) and every metric after three
     # updates equal the online loop's (float64).
+    import rtrl_agents._loop as loop
+
     env = recall_env(0, num_envs=4)
     agent = ra.r2ac(recall_config("rtrl", rollout_length=8), env.spec)
     key = jax.random.PRNGKey(3)
-    runs = {
-        t: jax.jit(ra.make_train(agent, env, 3, trace_update=t))(key)
-        for t in ("online", "chunked")
-    }
+    recomputed = []
+
+    def counted(net, batch):
+        recomputed.append(True)
+        return final_carry(net, batch)
+
+    final_carry = loop.rollout_final_carry
+    monkeypatch.setattr(loop, "rollout_final_carry", counted)
+    runs = {}
+    for t in ("online", "chunked"):
+        runs[t] = jax.jit(ra.make_train(agent, env, 3, trace_update=t))(key)
+        # The chunked loop (and it alone) recomputes the carry per rollout.
+        assert bool(recomputed) == (t == "chunked")
     (a, ma), (b, mb) = runs["online"], runs["chunked"]
     traces = jax.tree.leaves(a.carry.traces)
     assert max(float(np.abs(t).max()) for t in traces) > 0
@@ -329,7 +340,7 @@ def test_jitted_loop_with_chunked_trace_updates_equals_online(x64):
         strict=True,
     ):
         np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-12)
-    # PPO reads the carry of every step: chunked is refused in one line.
+    # PPO's actor records each step's carry: chunked is refused in one line.
     ppo = ra.ppo(ppo_recall_config("rtrl"), env.spec)
     with pytest.raises(ValueError, match="offers no state-only actor step"):
         jax.eval_shape(ra.make_train(ppo, env, 1, trace_update="chunked"), key)

@@ -188,8 +188,10 @@ def test_orthogonal_init_has_the_released_gains():
         ra.NetworkConfig(torso=ra.TorsoConfig(kind="impala"), init="orthogonal")
 
 
-@pytest.mark.parametrize("traces", ["stale", "refresh"])
-def test_one_sequence_per_rollout_is_ppo_from_the_first_carry(x64, traces):
+@pytest.mark.parametrize(
+    ("method", "traces"), [("rtrl", "stale"), ("rtrl", "refresh"), ("tbptt", "stale")]
+)
+def test_one_sequence_per_rollout_is_ppo_from_the_first_carry(x64, method, traces):
     # With one sequence per rollout the actor stores each step's state alone
     # (no traces): the sequence starts from the rollout's first carry, and the
     # bootstrap value needs no traces. Reference, built independently: one
@@ -198,7 +200,7 @@ def test_one_sequence_per_rollout_is_ppo_from_the_first_carry(x64, traces):
     # recorded values and V(x_T) from a (T + 1)-step unroll.
     T = 32
     config = _no_statistics(
-        ppo_recall_config("rtrl", traces, seq_len=T), num_epochs=1, num_minibatches=1
+        ppo_recall_config(method, traces, seq_len=T), num_epochs=1, num_minibatches=1
     )
     env = DelayedRecall(num_envs=4, delay=2)
     agent = ra.ppo(config, env.spec)
@@ -208,7 +210,7 @@ def test_one_sequence_per_rollout_is_ppo_from_the_first_carry(x64, traces):
     _, batch, _ = jax.jit(lambda r: ra.collect(agent, env, r))(runner)
     state = runner.agent
     assert batch.extras.carry.has_traces is False
-    assert batch.carry_0.has_traces
+    assert batch.carry_0.has_traces == (method == "rtrl")
     got, _ = jax.jit(agent.update)(state, batch)
 
     net = state.params
@@ -245,6 +247,8 @@ def test_one_sequence_per_rollout_is_ppo_from_the_first_carry(x64, traces):
     )
     for x, y in zip(_params(got), jax.tree.leaves(want), strict=True):
         np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-12)
+    if method != "rtrl":
+        return
     # The traces matter: without them the update is another one.
     no_traces = batch._replace(
         carry_0=dataclasses.replace(

@@ -12,7 +12,7 @@ Ray actors (``train_distributed``) both act through this class; pure JAX
 environments are stepped by the jitted :func:`~rtrl_agents.collect`.
 
 How an RTRL actor advances its traces (``trace_update``: ``"online"`` or
-``"chunked"``) is described in ``_loop.py``'s docstring (:func:`~rtrl_agents.collect`).
+``"chunked"``) is described in :func:`~rtrl_agents.collect`.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class Actor:
         key: the actor's PRNG key (action sampling).
         state: an agent state (its parameters give the initial carry).
         trace_update: ``"online"`` or ``"chunked"``: how RTRL traces advance
-            (see the module docstring).
+            (see :func:`~rtrl_agents.collect`).
         traces: deprecated name of ``trace_update``.
     """
 

@@ -62,7 +62,7 @@ from ._driver import (
     train_rollouts,
 )
 from ._logging import MetricWriter
-from ._loop import TRACE_UPDATES, _raw_key
+from ._loop import TRACE_UPDATES, _raw_key, no_state_only_step
 from ._make import AgentConfig, make_agent
 
 
@@ -476,12 +476,7 @@ def _learner_agent(
     core = config.network.core
     traces = core.recurrent and rc.method(core.method).advances_traces
     if dist.actor_traces == "chunked" and traces and agent.act_state_only is None:
-        raise ValueError(
-            f"{name}'s agent offers no state-only actor step (its learner reads "
-            "the carry of every step, or its actor's input depends on the agent "
-            "state), so its actors must advance the traces every step: use "
-            "actor_traces='online'."
-        )
+        raise ValueError(no_state_only_step(config, "actor_traces"))
     return agent
 
 

@@ -6,17 +6,7 @@ runs ``K`` updates and returns their metrics stacked, so a host driver
 (:func:`train`) pulls metrics off the device once every ``K`` updates.
 
 How an RTRL actor advances its traces (``trace_update``, here and in
-:class:`~rtrl_agents.Actor`; a gradient method of ``rtrl_cells.METHODS`` that
-advances traces):
-
-* ``"online"``: the per-step RTRL recursion at every step (``net.step``).
-* ``"chunked"``: every step advances the state only; at the rollout's end the
-  carry (state and traces) is recomputed from the rollout's first carry by one
-  chunked unroll with the parameters acted with (reverse passes and one einsum
-  instead of ``T`` per-step trace updates, at the price of a second torso
-  pass). Both give the same carry up to rounding; the learner cannot tell them
-  apart. Only agents whose learner reads no carry but the rollout's first
-  offer it (``Agent.act_state_only``: R2AC, not PPO).
+:class:`~rtrl_agents.Actor`) is described in :func:`collect`.
 """
 
 from __future__ import annotations
@@ -104,10 +94,21 @@ def uses_traces(net: Any) -> bool:
     return net.core is not None and rc.method(net.method).advances_traces
 
 
+def no_state_only_step(config: Any, option: str) -> str:
+    """The one-line refusal of chunked trace updates for an agent without a
+    state-only actor step (``option``: the argument that asked for them)."""
+    return (
+        f"{type(config).__name__}'s agent offers no state-only actor step (its "
+        "actor records data of every step that the learner reads, such as PPO's "
+        "stored carries, or its input depends on the agent state), so its "
+        f"actors must advance the traces every step: use {option}='online'."
+    )
+
+
 def acting_agent(agent: Agent, params: Any, trace_update: str) -> tuple[Agent, bool]:
     """The agent whose ``act`` a rollout steps with, and whether its carry is
     then recomputed by :func:`rollout_final_carry` (``trace_update="chunked"``
-    with an RTRL core; see the module docstring).
+    with an RTRL core; see :func:`collect`).
 
     Raises:
         ValueError: (one line) an unknown ``trace_update``, or ``"chunked"`` for
@@ -122,12 +123,7 @@ def acting_agent(agent: Agent, params: Any, trace_update: str) -> tuple[Agent, b
     if not chunked:
         return agent, False
     if agent.act_state_only is None:
-        raise ValueError(
-            f"{type(agent.config).__name__}'s agent offers no state-only actor "
-            "step (its learner reads the carry of every step, or its actor's "
-            "input depends on the agent state), so its actors must advance "
-            "the traces every step: use trace_update='online'."
-        )
+        raise ValueError(no_state_only_step(agent.config, "trace_update"))
     return dataclasses.replace(agent, act=agent.act_state_only), True
 
 
@@ -154,9 +150,24 @@ def collect(
 ) -> tuple[RunnerState, Trajectory, dict]:
     """One rollout of ``agent.rollout_length`` steps in every stream.
 
-    ``trace_update``: how the actor advances RTRL traces, ``"online"`` or
-    ``"chunked"`` (module docstring); ``"chunked"`` raises a one-line
-    ``ValueError`` for agents that offer no state-only step (PPO).
+    How an RTRL actor advances its traces (``trace_update``, a gradient method
+    of ``rtrl_cells.METHODS`` that advances traces; :class:`~rtrl_agents.Actor`
+    takes the same):
+
+    * ``"online"``: the per-step RTRL recursion at every step (``net.step``).
+    * ``"chunked"``: every step advances the state only; at the rollout's end
+      the carry (state and traces) is recomputed from the rollout's first carry
+      by one chunked unroll with the parameters acted with
+      (:func:`rollout_final_carry`: reverse passes and one einsum instead of
+      ``T`` per-step trace updates, at the price of a second torso pass). Both
+      give the same carry up to rounding; the learner cannot tell them apart.
+      Only agents that offer a state-only actor step (``Agent.act_state_only``:
+      R2AC, and the streaming agent without input processing; not PPO, whose
+      actor records each step's carry) accept it.
+
+    Raises:
+        ValueError: (one line) an unknown ``trace_update``, or ``"chunked"``
+            for an agent that offers no state-only step.
     """
     params = runner.agent.params
     agent, chunked = acting_agent(agent, params, trace_update)
@@ -239,14 +250,14 @@ def make_train(agent: Agent, env: Any, num_updates: int, trace_update: str = "on
     ``jax.jit(make_train(agent, env, n))(key)`` trains; ``jax.vmap`` of it trains
     several seeds at once. Returns ``(runner_state, metrics)`` with metrics
     stacked over updates. ``trace_update`` (``"online"`` or ``"chunked"``) is how
-    the actor advances RTRL traces (module docstring): ``"chunked"`` is exact
+    the actor advances RTRL traces (:func:`collect`): ``"chunked"`` is exact
     too, and faster where the torso is cheap against the core's per-step trace
     update (R2AC with an MLP torso); it raises for agents that offer no
     state-only step (PPO).
 
     Raises:
         ValueError: (one line, when called) an unknown ``trace_update``, or
-            ``"chunked"`` for an agent that reads the carry of every step.
+            ``"chunked"`` for an agent that offers no state-only step (PPO).
     """
 
     def train(key: Array) -> tuple[RunnerState, dict[str, Array]]:
