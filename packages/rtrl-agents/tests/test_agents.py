@@ -346,3 +346,25 @@ def test_jitted_loop_with_chunked_trace_updates_equals_online(x64, monkeypatch):
         jax.eval_shape(ra.make_train(ppo, env, 1, trace_update="chunked"), key)
     with pytest.raises(ValueError, match="unknown trace update 'per-step'"):
         jax.eval_shape(ra.make_train(agent, env, 1, trace_update="per-step"), key)
+
+
+def test_jitted_rollout_stores_each_steps_extras_where_the_host_loop_does():
+    # The jitted loop writes the actor's extras (PPO: each step's carry with its
+    # traces) batch-major in place; the host loop stacks what act returned,
+    # step by step. The two trajectories must be the same.
+    config = ppo_recall_config("rtrl")
+    env = recall_env(0, num_envs=4)
+    agent = ra.ppo(config, env.spec)
+    state = agent.init(jax.random.PRNGKey(1))
+    keys = jax.random.split(jax.random.PRNGKey(2))
+    host = ra.Actor(agent, recall_env(0, num_envs=4, host=True), *keys, state)
+    pure = ra.Actor(agent, env, *keys, state)
+    for _ in range(2):
+        a, _ = host.rollout(state)
+        b, _ = pure.rollout(state)
+        assert b.extras.carry.has_traces
+        assert b.extras.value.shape == (4, config.rollout_length)
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+            np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+    traces = jax.tree.leaves(b.extras.carry.traces)
+    assert max(float(np.abs(t[:, 1:]).max()) for t in traces) > 0
