@@ -7,6 +7,7 @@ reason, where Ray is not installed (``pip install 'rtrl-agents[ray]'``).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import socket
@@ -134,9 +135,10 @@ def test_ppo_learns_on_ray_actors_and_survives_a_killed_actor(cluster):
     # per update, in the actors' order (PPO's reward scaler keeps per-stream
     # returns), so the learner sees the 8 streams of the single-machine test.
     updates = 150
+    # Actors lag the learner: PPO reads the traces they stored.
     killer = _KillActor(ra.actor_name("ppo", 1, 0), at_report=5)
     result = ra.train_distributed(
-        ppo_recall_config(),
+        dataclasses.replace(ppo_recall_config(), stale_traces="store"),
         functools.partial(recall_env, num_envs=4, delay=2),
         jax.random.PRNGKey(0),
         ra.LoopConfig(num_updates=updates, log_every=10),
@@ -179,6 +181,16 @@ def test_per_stream_agents_need_one_rollout_of_each_actor(cluster):
             ra.DistributedConfig(
                 num_actors=2, rollouts_per_update=2, actor_traces="chunked"
             ),
+            address=cluster,
+        )
+    # Recomputed stale traces need the parameters that acted.
+    with pytest.raises(ValueError, match="use stale_traces='store'"):
+        ra.train_distributed(
+            ppo_recall_config(),
+            functools.partial(recall_env, num_envs=4, delay=2),
+            jax.random.PRNGKey(0),
+            ra.LoopConfig(num_updates=2, log_every=1),
+            ra.DistributedConfig(num_actors=2, rollouts_per_update=2),
             address=cluster,
         )
 

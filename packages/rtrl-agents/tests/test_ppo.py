@@ -263,3 +263,54 @@ def test_one_sequence_per_rollout_is_ppo_from_the_first_carry(x64, method, trace
         )
         > 1e-6
     )
+
+
+@pytest.mark.parametrize(
+    ("cell", "method", "seq_len"),
+    [("elstm", "rtrl-online", 1), ("rtu", "rtrl", 1), ("elstm", "rtrl", 4)],
+)
+def test_recomputed_stale_traces_update_as_the_stored_ones(x64, cell, method, seq_len):
+    # stale_traces="recompute" stores no trace per step: each minibatch's
+    # lambda . E comes from one reverse pass over the rollout. Two updates (the
+    # second from a rollout whose first carry holds traces) must equal those
+    # from the stored traces.
+    base = _no_statistics(
+        ppo_recall_config(method, "stale", seq_len=seq_len), num_epochs=2
+    )
+    base = dataclasses.replace(
+        base,
+        network=dataclasses.replace(
+            base.network,
+            core=dataclasses.replace(base.network.core, cell=cell, hidden_size=8),
+        ),
+    )
+    env = DelayedRecall(num_envs=4, delay=2)
+    params = {}
+    for mode in ("store", "recompute"):
+        agent = ra.ppo(dataclasses.replace(base, stale_traces=mode), env.spec)
+        runner = ra.init_runner(agent, env, jax.random.PRNGKey(0))
+        _, batch, _ = jax.jit(lambda r, a=agent: ra.collect(a, env, r))(runner)
+        assert batch.extras.carry.has_traces == (mode == "store")
+        runner, _ = jax.jit(lambda r, a=agent: ra.run_updates(a, env, r, 2))(runner)
+        params[mode] = _params(runner.agent)
+    moved = 0.0
+    for x, y, x0 in zip(
+        params["store"],
+        params["recompute"],
+        _params(agent.init(jax.random.PRNGKey(0))),
+        strict=True,
+    ):
+        np.testing.assert_allclose(y, x, rtol=1e-9, atol=1e-12)
+        moved = max(moved, float(jnp.max(jnp.abs(x - x0))))
+    assert moved > 1e-4
+
+
+def test_recomputed_stale_traces_refuse_a_rollout_acted_with_other_parameters():
+    config = _no_statistics(ppo_recall_config("rtrl", "stale"), num_epochs=1)
+    agent, state, batch = _collected(config)
+    lagged = batch._replace(
+        extras=batch.extras._replace(update_count=batch.extras.update_count - 1)
+    )
+    jax.block_until_ready(jax.jit(agent.update)(state, batch))
+    with pytest.raises(Exception, match="stale_traces='store'"):
+        jax.block_until_ready(jax.jit(agent.update)(state, lagged))

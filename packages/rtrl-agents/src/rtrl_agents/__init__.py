@@ -279,4 +279,4 @@ __all__ = [
     "vtrace_actor_critic_loss",
 ]
 
-__version__ = "0.5.0"
+__version__ = "0.6.0"

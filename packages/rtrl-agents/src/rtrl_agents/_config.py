@@ -348,6 +348,22 @@ class PPOConfig:
     ``"refresh"``: before each epoch they are recomputed by re-running the rollout
     with the current parameters."""
 
+    stale_traces: Literal["recompute", "store"] = "recompute"
+    """How the learner gets the actor's stale traces (RTRL, ``traces="stale"``,
+    more than one sequence per rollout). ``"recompute"``: the actor stores each
+    step's state alone, and each minibatch's trace term ``sum lambda_t .
+    E_{t-1}`` comes from one reverse pass over the rollout from its first carry
+    (``rtrl_cells.AbstractCell.trace_surrogate``), with the parameters the
+    rollout was collected with: the same update as ``"store"`` up to rounding,
+    without a trace per step (an RTU(384) stores 0.8 MB per stream and step).
+    It needs the learner to update from the parameters that acted (a
+    synchronous loop: it raises otherwise), and falls back to ``"store"``
+    where the trace term is not a reverse pass of the state: a core whose
+    traces are an approximation (``LayerLocalApproxStack``), or ``online``
+    sequences longer than one step (whose inputs get one-step gradients).
+    ``"store"``: the actor stores each step's traces too (actors that lag the
+    learner)."""
+
     learning_rate: float = 1e-4
     """Adam step size."""
 
@@ -424,6 +440,7 @@ class PPOConfig:
                 f"rollout_length={self.rollout_length}."
             )
         _choice("PPOConfig", "traces", self.traces, ("stale", "refresh"))
+        _choice("PPOConfig", "stale_traces", self.stale_traces, ("recompute", "store"))
         _positive("PPOConfig", "learning_rate", self.learning_rate)
         _positive("PPOConfig", "adam_eps", self.adam_eps)
         _positive("PPOConfig", "max_grad_norm", self.max_grad_norm)

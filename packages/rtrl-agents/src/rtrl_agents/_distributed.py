@@ -52,7 +52,7 @@ import numpy as np
 import rtrl_cells as rc
 
 from ._actor import Actor, concat_rollouts
-from ._config import LoopConfig
+from ._config import LoopConfig, PPOConfig
 from ._core import AbstractAgentState, Agent, Trajectory
 from ._driver import (
     Session,
@@ -477,6 +477,18 @@ def _learner_agent(
     traces = core.recurrent and rc.method(core.method).advances_traces
     if dist.actor_traces == "chunked" and traces and agent.act_state_only is None:
         raise ValueError(no_state_only_step(config, "actor_traces"))
+    if (
+        isinstance(config, PPOConfig)
+        and traces
+        and config.traces == "stale"
+        and config.stale_traces == "recompute"
+        and config.sequence_length < config.rollout_length
+    ):
+        raise ValueError(
+            "PPOConfig(stale_traces='recompute') re-derives the actors' traces "
+            "with the learner's parameters, but distributed actors act with "
+            "older ones: use stale_traces='store'."
+        )
     return agent
 
 

@@ -719,6 +719,34 @@ class AbstractTorsoNet(AbstractRecurrentNet):
             )
         return self.run_core(carry, self._features(obs, reward), first, method=method)
 
+    def trace_inputs(self, obs: Array, reward: Float[Array, " T"]) -> Array | None:
+        """The core's inputs over ``T`` steps of one stream ``(T, F)``, as
+        constants (``None`` without a core): what :meth:`trace_surrogate`
+        re-runs the core on. Computed with the parameters that acted, they are
+        the inputs the actor's traces were advanced with."""
+        if self.core is None:
+            return None
+        return jax.lax.stop_gradient(self._features(obs, reward))
+
+    def trace_surrogate(
+        self, carry_0: Any, inputs: Array, first: Bool[Array, " T"], cotangents: Any
+    ) -> Array:
+        """A scalar whose gradient is the stale-trace term ``sum_t lambda_t .
+        E_{t-1}`` of one stream's trajectory (zero outside the core):
+        ``rtrl_cells.AbstractCell.trace_surrogate`` of the core.
+
+        Args:
+            carry_0: the carry before the trajectory, with its traces.
+            inputs: :meth:`trace_inputs` of the trajectory, ``(T, F)``.
+            first: ``(T,)`` the resets.
+            cotangents: the gradient with respect to the state-only carry
+                stored before each step (leading axis ``T``), from an unroll
+                with ``rtrl_cells.BPTT.to_carry()``.
+        """
+        if self.core is None:
+            return jnp.zeros(())
+        return self.core.trace_surrogate(carry_0, inputs, first, cotangents.states)
+
     @abc.abstractmethod
     def unroll(
         self,

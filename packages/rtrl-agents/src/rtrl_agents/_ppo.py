@@ -77,9 +77,13 @@ class PPOExtras(NamedTuple):
     """The core carry from *before* step ``t``, as the learner reads it
     (``ActorCriticNet.stored_carry``): the state, and the RTRL traces only where
     a sequence may start at ``t`` from the stored traces (RTRL methods, stale
-    traces, more than one sequence per rollout); otherwise the state alone,
+    traces, more than one sequence per rollout, ``stale_traces="store"`` or a
+    core the learner cannot recompute them for); otherwise the state alone,
     which the bootstrap value reads (a sequence starting at step 0 starts from
     ``Trajectory.carry_0``)."""
+    update_count: Array
+    """The acting state's ``update_count``: a learner that recomputes the
+    stale traces checks that it acted with the parameters it updates from."""
 
 
 class _ActorInput(NamedTuple):
@@ -118,13 +122,18 @@ class PPOMinibatch(NamedTuple):
 
 
 def ppo_loss(
-    net: ActorCriticNet, minibatch: PPOMinibatch, config: PPOConfig
+    net: ActorCriticNet,
+    minibatch: PPOMinibatch,
+    config: PPOConfig,
+    method: Any = None,
 ) -> tuple[Array, Metrics]:
     """PPO's loss on a minibatch of sequences, each re-run from its carry.
 
     ``clip + value_cost * value_loss - entropy_cost * H``, averaged over the real
     transitions, with :func:`ppo_value_loss` clipped when ``config.clip_value``;
     advantages standardised over the minibatch when ``config.normalize_advantages``.
+    ``method`` overrides the network's unroll method (``rtrl_cells.BPTT.to_carry()``:
+    the gradient also reaches ``minibatch.carry_0``'s states).
 
     Returns:
         ``(total, metrics)``: ``loss``, ``policy_loss``, ``value_loss``,
@@ -132,7 +141,7 @@ def ppo_loss(
     """
 
     def one(c0, obs, rew, first, action):
-        p, v, _ = net.unroll(c0, obs, rew, first)
+        p, v, _ = net.unroll(c0, obs, rew, first, method=method)
         logp = jax.vmap(net.policy.log_prob)(p, action)
         return logp, v, jax.vmap(net.policy.entropy)(p)
 
@@ -228,6 +237,23 @@ def _bootstrap_value(net: ActorCriticNet, carries, obs, reward, first) -> Array:
     return jax.lax.stop_gradient(v_last)
 
 
+def _recomputes_stale_traces(config: PPOConfig, net: Any) -> bool:
+    """Whether PPO's learner recomputes the stale-trace term of ``net``'s core
+    by a reverse pass over the rollout instead of storing each step's traces
+    (``PPOConfig.stale_traces``): RTRL with stale traces and more than one
+    sequence per rollout, a core whose traces are exact, and sequences whose
+    inputs get BPTT gradients (one step, or ``chunked``), so that BPTT inside a
+    sequence plus ``lambda_0 . E_0`` is the method's own gradient."""
+    if config.traces != "stale" or config.stale_traces != "recompute":
+        return False
+    if config.sequence_length == config.rollout_length or net.core is None:
+        return False
+    m = rc.method(net.method)
+    if not m.advances_traces or not net.core.exact_traces:
+        return False
+    return config.sequence_length == 1 or m is rc.CHUNKED
+
+
 def ppo(
     config: PPOConfig, spec: Any, *, cell: rc.AbstractCell | None = None
 ) -> Agent[PPOState, PPOExtras]:
@@ -244,7 +270,10 @@ def ppo(
     value targets with them). The actor stores per step only what the learner
     reads: the state, and the traces too only where a sequence can start from
     them (RTRL, stale traces, ``sequence_length < rollout_length``); one
-    sequence per rollout starts from the rollout's first carry.
+    sequence per rollout starts from the rollout's first carry. With
+    ``stale_traces="recompute"`` (the default) the stored stale traces are
+    not stored at all: each minibatch's trace term comes from one reverse pass
+    over the rollout (:func:`_recomputes_stale_traces`).
 
     Observations are normalised and rewards scaled by running statistics in the
     state (frozen during a rollout; ``update`` uses the same ones, then merges
@@ -273,11 +302,16 @@ def ppo(
             f"{config.num_minibatches}; choose a divisor."
         )
     make_net = network_factory(config, spec, cell)
+    recompute = _recomputes_stale_traces(
+        config, eqx.filter_eval_shape(make_net, jax.random.PRNGKey(0))
+    )
     # Where the learner starts a sequence from a stored per-step carry (stale
     # traces, more than one sequence per stream) the actor stores the traces
-    # too; otherwise each step's state alone (the bootstrap value's), and a
-    # single sequence starts from the rollout's first carry.
-    store_method = None if (config.traces == "stale" and L < T) else rc.BPTT
+    # too, unless the learner recomputes their term; otherwise each step's
+    # state alone (the bootstrap value's), and a single sequence starts from
+    # the rollout's first carry.
+    stores_traces = config.traces == "stale" and L < T and not recompute
+    store_method = None if stores_traces else rc.BPTT
     # The step size is applied from the state (apply_gradients).
     optimizer = optax.chain(
         optax.clip_by_global_norm(config.max_grad_norm),
@@ -330,7 +364,8 @@ def ppo(
         stored = jax.vmap(partial(state.params.stored_carry, method=store_method))(
             carry
         )
-        return action, new_carry, PPOExtras(out.policy, out.value, stored)
+        count = jnp.broadcast_to(state.update_count, out.value.shape)
+        return action, new_carry, PPOExtras(out.policy, out.value, stored, count)
 
     def merge_statistics(
         state: PPOState, batch: Trajectory
@@ -391,10 +426,23 @@ def ppo(
             cut(mask),
         )
 
-    def minibatch_step(state: PPOState, mb: PPOMinibatch):
-        (loss, metrics), grads = eqx.filter_value_and_grad(ppo_loss, has_aux=True)(
-            state.params, mb, config
-        )
+    def minibatch_step(state: PPOState, mb: PPOMinibatch, trace_term):
+        if trace_term is None:
+            (loss, metrics), grads = eqx.filter_value_and_grad(ppo_loss, has_aux=True)(
+                state.params, mb, config
+            )
+        else:
+            # BPTT in each sequence, its gradient reaching the stored states
+            # (lambda); the stale traces' lambda . E from the behaviour rollout.
+            def loss_of(params_and_carry):
+                params, carry_0 = params_and_carry
+                mb_c = mb._replace(carry_0=carry_0)
+                return ppo_loss(params, mb_c, config, method=rc.BPTT.to_carry())
+
+            (loss, metrics), (grads, lam) = eqx.filter_value_and_grad(
+                loss_of, has_aux=True
+            )((state.params, mb.carry_0))
+            grads = jax.tree.map(jnp.add, grads, trace_term(lam))
         lr = state.hyperparams.learning_rate
         state, guard = apply_gradients(state, grads, optimizer, lr, loss)
         return state, {**metrics, **guard}
@@ -421,6 +469,9 @@ def ppo(
                 carries, batch.observation, batch.reward, batch.first
             )
             stale = (starts, values, *advantages(values, v_last, batch, reward))
+        trace_term_of = None
+        if recompute:
+            trace_term_of = _stale_trace_term(net, state.update_count, batch)
 
         def epoch(st: PPOState, key: PRNGKeyArray):
             if config.traces == "refresh":
@@ -439,7 +490,8 @@ def ppo(
                 # every stored carry at once (their RTRL traces: the bulk of
                 # the rollout's memory) would be a second copy of them all.
                 mb = jax.tree.map(lambda x: x[idx], data)
-                return minibatch_step(st, mb)
+                term = None if trace_term_of is None else partial(trace_term_of, idx)
+                return minibatch_step(st, mb, term)
 
             idx = perm.reshape(config.num_minibatches, -1)
             return jax.lax.scan(gathered_step, st, idx)
@@ -463,6 +515,43 @@ def ppo(
         if scaler is not None:
             out["reward_scale"] = jnp.sqrt(scaler.return_rms.var + config.normalize_eps)
         return new_state, out
+
+    def _stale_trace_term(net: ActorCriticNet, update_count: Array, batch):
+        """``(idx, lam) -> gradient``: the stale traces' term of the minibatch
+        of sequences ``idx`` whose stored states have the adjoints ``lam``,
+        ``sum lambda . E`` along the behaviour rollout (``net``: the parameters
+        that acted, checked by the recorded update count)."""
+        lag = jnp.any(batch.extras.update_count != update_count)
+        inputs = jax.vmap(net.trace_inputs)(
+            batch.observation[:, :T], batch.reward[:, :T]
+        )
+        inputs = eqx.error_if(
+            inputs,
+            lag,
+            "PPO recomputes the stale traces with the parameters it updates "
+            "from, but this rollout was acted with others (actors that lag the "
+            "learner): use PPOConfig(stale_traces='store').",
+        )
+        first = batch.first[:, :T]
+
+        def term(idx: Array, lam: Carry):
+            stream, start = idx // (T // L), (idx % (T // L)) * L
+
+            def scatter(c):
+                full = jnp.zeros((num_envs, T, *c.shape[1:]), c.dtype)
+                return full.at[stream, start].add(c)
+
+            cts = jax.tree.map(scatter, lam)
+
+            def surrogate(n: ActorCriticNet) -> Array:
+                per_stream = jax.vmap(n.trace_surrogate)(
+                    batch.carry_0, inputs, first, cts
+                )
+                return jnp.sum(per_stream)
+
+            return eqx.filter_grad(surrogate)(net)
+
+        return term
 
     return actor_critic_agent(
         config, spec, init, update, act, per_stream_state=config.normalize_rewards

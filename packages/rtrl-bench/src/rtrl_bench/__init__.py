@@ -76,4 +76,4 @@ __all__ = [
     "write_report",
 ]
 
-__version__ = "0.6.0"
+__version__ = "0.6.1"

@@ -86,4 +86,4 @@ __all__ = [
     "workarounds",
 ]
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"

@@ -766,9 +766,62 @@ def run_bptt(
     s0: States,
     resets: Array,
     remat: bool = False,
+    carry_gradient: bool = False,
 ) -> tuple[States, States]:
-    """Truncated BPTT: plain autodiff through this segment, cut at its start.
+    """Truncated BPTT: plain autodiff through this segment, cut at its start
+    (unless ``carry_gradient``: then the gradient reaches ``s0``).
 
     With ``remat``, the reverse pass recomputes each step from the stored states.
     """
-    return system.segment(params, jax.lax.stop_gradient(s0), xs, resets, remat)
+    if not carry_gradient:
+        s0 = jax.lax.stop_gradient(s0)
+    return system.segment(params, s0, xs, resets, remat)
+
+
+def _attach_traces(layout: Layout, params, s0: States, traces0: Traces) -> States:
+    """``s0``, as if a function of the parameters with Jacobian ``traces0``:
+    a cotangent ``mu`` on it reaches the parameters as ``mu . E_0``."""
+
+    @jax.custom_vjp
+    def attach(params, s0, traces0):
+        return s0
+
+    def fwd(params, s0, traces0):
+        return s0, (params, traces0)
+
+    def bwd(res, mu):
+        params, traces0 = res
+        return contract(layout, mu, traces0, params), None, None
+
+    attach.defvjp(fwd, bwd)
+    return attach(params, s0, traces0)
+
+
+def trace_surrogate(
+    system: System,
+    params: list[Array],
+    xs: Array,
+    s0: States,
+    traces0: Traces,
+    resets: Array,
+    cts: States,
+) -> Array:
+    """``sum_t cts[t] . s_{t-1}`` along the segment, whose parameter gradient is
+    ``sum_t cts[t] . E_{t-1}`` (``E_{-1}``: ``traces0``).
+
+    Its gradient is one reverse pass (BPTT of the surrogate) plus ``mu_0 .
+    E_0``, with ``mu_0`` that pass's adjoint of ``s_0``; no trace is formed per
+    step. Inputs and cotangents are constants. As a scalar, it is batched by
+    ``vmap`` under a gradient of the sum, which accumulates the parameter
+    gradient over streams in one contraction (a vmapped gradient would form
+    one per stream).
+    """
+    xs = jax.lax.stop_gradient(xs)
+    cts = jax.lax.stop_gradient(cts)
+    s0 = _attach_traces(system.layout, params, jax.lax.stop_gradient(s0), traces0)
+    states, _ = system.segment(params, s0, xs, resets)
+    before = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b[:-1]]), s0, states)
+    return functools.reduce(
+        operator.add,
+        [jnp.sum(c * b) for c, b in zip(cts, before, strict=True)],
+    )

@@ -29,6 +29,9 @@ class GradientMethod:
         advances_traces: ``unroll`` returns advanced RTRL traces (else it returns
             the traces it was given, untouched).
         summary: one line for listings and help texts.
+        carry_gradient: the gradient also reaches the states of the carry
+            ``unroll`` is given (the adjoint ``lambda_0`` of the segment's
+            initial state); see :meth:`to_carry`.
     """
 
     name: str
@@ -36,6 +39,7 @@ class GradientMethod:
     exact: bool
     advances_traces: bool
     summary: str
+    carry_gradient: bool = False
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -50,6 +54,29 @@ class GradientMethod:
         recursion); truncated BPTT advances the state alone (:data:`BPTT`).
         """
         return ONLINE if self.advances_traces else BPTT
+
+    def to_carry(self) -> GradientMethod:
+        """This method with the gradient reaching the carry's states too.
+
+        ``unroll`` normally cuts the gradient at the carry it is given (no
+        accidental backpropagation into an earlier call). A learner that
+        stores each step's state but not its traces asks for the adjoint
+        ``lambda`` of the stored state with ``BPTT.to_carry()`` and contracts it
+        with the traces afterwards, in one pass over the trajectory the states
+        came from (``AbstractCell.trace_surrogate``): the stale-trace term
+        ``lambda . E`` of RTRL without a stored trace.
+
+        Raises:
+            ValueError: (one line) for a method that advances traces: it adds
+                ``lambda_0 . E_0`` itself.
+        """
+        if self.advances_traces:
+            raise ValueError(
+                f"method {self.name!r} adds lambda_0 . E_0 from the carried "
+                "traces itself; only 'bptt' passes the gradient to the carry "
+                "(BPTT.to_carry(), then AbstractCell.trace_surrogate)."
+            )
+        return dataclasses.replace(self, carry_gradient=True)
 
     def __str__(self) -> str:
         return self.name
