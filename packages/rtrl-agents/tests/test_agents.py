@@ -1,5 +1,7 @@
 """PPO and the streaming actor-critic learn; every agent trains with every core."""
 
+import dataclasses
+
 import equinox as eqx
 import jax
 import numpy as np
@@ -284,14 +286,18 @@ def test_r2ac_with_the_impala_torso_updates():
     assert np.all(np.isfinite(np.asarray(m["loss"])))
 
 
-@pytest.mark.parametrize("method", ["tbptt", "rtrl"])
-def test_ppo_stores_per_step_only_what_its_method_needs(method):
+@pytest.mark.parametrize(
+    ("method", "stale_traces"),
+    [("tbptt", "recompute"), ("rtrl", "recompute"), ("rtrl", "store")],
+)
+def test_ppo_stores_per_step_only_what_its_method_needs(method, stale_traces):
     # A dense GRU's RTRL traces are N x |theta| per stream: kept for every step
-    # of a rollout they ran PPO out of memory; TBPTT needs the state alone.
+    # of a rollout they ran PPO out of memory. TBPTT needs the state alone, and
+    # so does RTRL whose learner recomputes the stale traces' term.
     import dataclasses
 
     env = DelayedRecall(num_envs=2, delay=2)
-    config = ppo_recall_config(method)
+    config = dataclasses.replace(ppo_recall_config(method), stale_traces=stale_traces)
     core = dataclasses.replace(config.network.core, cell="gru", hidden_size=16)
     network = dataclasses.replace(config.network, core=core)
     agent = ra.ppo(dataclasses.replace(config, network=network), env.spec)
@@ -300,7 +306,7 @@ def test_ppo_stores_per_step_only_what_its_method_needs(method):
     stored = batch.extras.carry
     nbytes = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(stored))
     states = 2 * config.rollout_length * 16 * 4  # B x T x N float32
-    if method == "tbptt":
+    if method == "tbptt" or stale_traces == "recompute":
         assert not stored.has_traces
         assert nbytes == states
     else:
@@ -349,10 +355,10 @@ def test_jitted_loop_with_chunked_trace_updates_equals_online(x64, monkeypatch):
 
 
 def test_jitted_rollout_stores_each_steps_extras_where_the_host_loop_does():
-    # The jitted loop writes the actor's extras (PPO: each step's carry with its
-    # traces) batch-major in place; the host loop stacks what act returned,
-    # step by step. The two trajectories must be the same.
-    config = ppo_recall_config("rtrl")
+    # The jitted loop writes the actor's extras (PPO storing the traces: each
+    # step's carry with its traces) batch-major in place; the host loop stacks
+    # what act returned, step by step. The two trajectories must be the same.
+    config = dataclasses.replace(ppo_recall_config("rtrl"), stale_traces="store")
     env = recall_env(0, num_envs=4)
     agent = ra.ppo(config, env.spec)
     state = agent.init(jax.random.PRNGKey(1))
