@@ -353,7 +353,7 @@ class PPOConfig:
     more than one sequence per rollout). ``"recompute"``: the actor stores each
     step's state alone, and each minibatch's trace term ``sum lambda_t .
     E_{t-1}`` comes from one reverse pass over the rollout from its first carry
-    (``rtrl_cells.AbstractCell.trace_surrogate``), with the parameters the
+    (a VJP of ``rtrl_cells.AbstractCell.states_before``), with the parameters the
     rollout was collected with: the same update as ``"store"`` up to rounding,
     without a trace per step (an RTU(384) stores 0.8 MB per stream and step).
     It needs the learner to update from the parameters that acted (a

@@ -721,31 +721,35 @@ class AbstractTorsoNet(AbstractRecurrentNet):
 
     def trace_inputs(self, obs: Array, reward: Float[Array, " T"]) -> Array | None:
         """The core's inputs over ``T`` steps of one stream ``(T, F)``, as
-        constants (``None`` without a core): what :meth:`trace_surrogate`
+        constants (``None`` without a core): what :meth:`states_before`
         re-runs the core on. Computed with the parameters that acted, they are
         the inputs the actor's traces were advanced with."""
         if self.core is None:
             return None
         return jax.lax.stop_gradient(self._features(obs, reward))
 
-    def trace_surrogate(
-        self, carry_0: Any, inputs: Array, first: Bool[Array, " T"], cotangents: Any
-    ) -> Array:
-        """A scalar whose gradient is the stale-trace term ``sum_t lambda_t .
-        E_{t-1}`` of one stream's trajectory (zero outside the core):
-        ``rtrl_cells.AbstractCell.trace_surrogate`` of the core.
+    def states_before(
+        self, carry_0: Any, inputs: Array, first: Bool[Array, " T"]
+    ) -> Any:
+        """The state-only carry before each step of one stream's trajectory
+        (leading axis ``T``, as :meth:`stored_carry` with ``"bptt"`` keeps
+        them), differentiable with respect to the core's parameters through
+        the whole history: its Jacobian is the RTRL traces, so a VJP with the
+        stored states' adjoints is the stale-trace term ``sum_t lambda_t .
+        E_{t-1}`` (``rtrl_cells.AbstractCell.states_before``).
 
         Args:
             carry_0: the carry before the trajectory, with its traces.
             inputs: :meth:`trace_inputs` of the trajectory, ``(T, F)``.
             first: ``(T,)`` the resets.
-            cotangents: the gradient with respect to the state-only carry
-                stored before each step (leading axis ``T``), from an unroll
-                with ``rtrl_cells.BPTT.to_carry()``.
+
+        Raises:
+            ValueError: (one line) a network without a recurrent core.
         """
         if self.core is None:
-            return jnp.zeros(())
-        return self.core.trace_surrogate(carry_0, inputs, first, cotangents.states)
+            raise ValueError("states_before needs a recurrent core.")
+        states = self.core.states_before(carry_0, inputs, first)
+        return rc.RTRLCarry(states, ())
 
     @abc.abstractmethod
     def unroll(

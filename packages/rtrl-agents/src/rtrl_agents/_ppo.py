@@ -519,8 +519,10 @@ def ppo(
     def _stale_trace_term(net: ActorCriticNet, update_count: Array, batch):
         """``(idx, lam) -> gradient``: the stale traces' term of the minibatch
         of sequences ``idx`` whose stored states have the adjoints ``lam``,
-        ``sum lambda . E`` along the behaviour rollout (``net``: the parameters
-        that acted, checked by the recorded update count)."""
+        ``sum lambda . E`` along the behaviour rollout: a VJP of the states
+        before each step (``ActorCriticNet.states_before``, with ``net``, the
+        parameters that acted, checked by the recorded update count), whose
+        forward pass is taken once per update."""
         lag = jnp.any(batch.extras.update_count != update_count)
         inputs = jax.vmap(net.trace_inputs)(
             batch.observation[:, :T], batch.reward[:, :T]
@@ -533,6 +535,9 @@ def ppo(
             "learner): use PPOConfig(stale_traces='store').",
         )
         first = batch.first[:, :T]
+        _, states_vjp = eqx.filter_vjp(
+            lambda n: jax.vmap(n.states_before)(batch.carry_0, inputs, first), net
+        )
 
         def term(idx: Array, lam: Carry):
             stream, start = idx // (T // L), (idx % (T // L)) * L
@@ -541,15 +546,8 @@ def ppo(
                 full = jnp.zeros((num_envs, T, *c.shape[1:]), c.dtype)
                 return full.at[stream, start].add(c)
 
-            cts = jax.tree.map(scatter, lam)
-
-            def surrogate(n: ActorCriticNet) -> Array:
-                per_stream = jax.vmap(n.trace_surrogate)(
-                    batch.carry_0, inputs, first, cts
-                )
-                return jnp.sum(per_stream)
-
-            return eqx.filter_grad(surrogate)(net)
+            (grads,) = states_vjp(jax.tree.map(scatter, lam))
+            return grads
 
         return term
 

@@ -100,7 +100,7 @@ class AbstractCell(eqx.Module):
     def exact_traces(self) -> bool:
         """Whether the carried traces are the exact sensitivities ``d s / d
         theta`` of the state (not for the layer-local approximation), which
-        :meth:`trace_surrogate` stands in for."""
+        :meth:`states_before` stands in for."""
         return self._cross_layer
 
     # -- hooks ---------------------------------------------------------------------
@@ -303,46 +303,45 @@ class AbstractCell(eqx.Module):
         ys = jax.vmap(self._readout)(states, xs)
         return ys, RTRLCarry(_stop(s_T), _stop(traces_T))
 
-    def trace_surrogate(
+    def states_before(
         self,
         carry_0: RTRLCarry,
         xs: Float[Array, "T D"],
         resets: Bool[Array, " T"],
-        cotangents: States,
-    ) -> Float[Array, ""]:
-        """A scalar whose parameter gradient is the RTRL traces along a
-        trajectory contracted with cotangents, ``sum_t cotangents[t] .
-        E_{t-1}``, with ``E_{t-1}`` the traces of the carry *before* step ``t``
-        (``E_{-1}``: ``carry_0``'s).
+    ) -> States:
+        """The state before each step of a trajectory, differentiable with
+        respect to the parameters through the whole history: the Jacobian of
+        ``states[t]`` is the RTRL trace ``E_{t-1}`` the carry before step ``t``
+        holds (``carry_0``'s traces at ``t = 0``).
 
-        This is the stale-trace term of a learner that stored each step's
-        state alone: with ``lambda_t`` the adjoints of the stored states (from
-        ``unroll`` with ``BPTT.to_carry()``), the gradient of
-        ``trace_surrogate(carry_0, xs, resets, lambda)`` is ``sum_t lambda_t .
-        E_{t-1}``, exactly the term the traces an online actor held at those
-        steps would have given had they been stored. The value is ``sum_t
-        cotangents[t] . s_{t-1}``; the gradient costs one reverse pass over the
-        trajectory and one contraction of ``carry_0``'s traces, and forms no
-        per-step trace. Inputs and cotangents are constants; the parameters
-        should be those the trajectory was run with (the actor's). Batch
-        streams with ``jax.vmap`` and differentiate the sum (one contraction
-        over streams, not a gradient per stream).
+        A vector-Jacobian product with cotangents ``lambda`` is therefore
+        ``sum_t lambda_t . E_{t-1}``: the stale-trace term of a learner that
+        stored each step's state alone. With ``lambda_t`` the adjoints of the
+        stored states (from ``unroll`` with ``BPTT.to_carry()``), it gives
+        exactly what the traces an online actor held at those steps would have
+        given had they been stored, for one reverse pass over the trajectory
+        and one contraction of ``carry_0``'s traces; no per-step trace is
+        formed. The values are the states an online actor steps through;
+        inputs are constants, and the parameters should be the ones the
+        trajectory ran with (the actor's). A learner takes the VJP once
+        (``jax.vjp`` / ``eqx.filter_vjp``, streams batched with ``jax.vmap``
+        inside it, so that the parameter gradient is one contraction over
+        streams) and applies it to each minibatch's cotangents: the forward
+        pass is not repeated.
 
         Args:
             carry_0: the carry before step 0, with its traces.
             xs: the trajectory's inputs ``(T, input_size)``.
             resets: ``(T,)`` bool, as :meth:`unroll`'s.
-            cotangents: one array per state group, ``(T, units, block)``: the
-                cotangent on the state before each step (``carry.states`` of
-                the carry step ``t`` starts from, before its reset).
 
         Returns:
-            A scalar; differentiate it with ``eqx.filter_grad``.
+            One array per state group, ``(T, units, block)``: ``carry.states``
+            of the carry step ``t`` starts from, before its reset.
 
         Raises:
             ValueError: (one line) a carry without traces or of another cell,
-                inputs, resets or cotangents of the wrong shape, or a cell
-                whose traces are not the exact sensitivities (the layer-local
+                inputs or resets of the wrong shape, or a cell whose traces
+                are not the exact sensitivities (the layer-local
                 approximation).
         """
         if not self.exact_traces:
@@ -354,35 +353,25 @@ class AbstractCell(eqx.Module):
         xs = jnp.asarray(xs)
         if xs.ndim != 2 or xs.shape[1] != self.input_size:
             raise ValueError(
-                f"{type(self).__name__}.trace_surrogate expected xs of shape "
+                f"{type(self).__name__}.states_before expected xs of shape "
                 f"(T, {self.input_size}), got {xs.shape}; batch streams with "
                 "jax.vmap."
             )
-        T = xs.shape[0]
-        resets = _check_resets(jnp.asarray(resets), (T,), "resets")
+        resets = _check_resets(jnp.asarray(resets), (xs.shape[0],), "resets")
         self._check_carry(carry_0)
         if not carry_0.has_traces:
             raise ValueError(
-                "trace_surrogate needs carry_0's traces (this carry was kept for "
+                "states_before needs carry_0's traces (this carry was kept for "
                 "'bptt' with carry.for_method); pass the whole carry."
             )
-        units, blocks = self._groups()
-        want = [(T, n, k) for n, k in zip(units, blocks, strict=True)]
-        got = [tuple(jnp.shape(c)) for c in cotangents]
-        if got != want:
-            raise ValueError(
-                f"cotangents must be one (T, units, block) array per state "
-                f"group, {want}; got {got}."
-            )
         system, params = self._system()
-        return _engine.trace_surrogate(
+        return _engine.states_before(
             system,
             params,
             xs,
             carry_0.states,
             _stop(carry_0.traces),
             resets,
-            tuple(cotangents),
         )
 
     def _check_carry(self, carry: RTRLCarry) -> None:

@@ -780,48 +780,57 @@ def run_bptt(
 
 def _attach_traces(layout: Layout, params, s0: States, traces0: Traces) -> States:
     """``s0``, as if a function of the parameters with Jacobian ``traces0``:
-    a cotangent ``mu`` on it reaches the parameters as ``mu . E_0``."""
+    a cotangent ``mu`` on it reaches the parameters as ``mu . E_0``.
+
+    With the ``separate_batch_sums`` workaround, each part of
+    :func:`contract_parts` arrives on its own copy of the parameters (as in
+    :func:`run_segment`), so that under ``vmap`` each is summed over the batch
+    alone.
+    """
+    copies: tuple[list[Array], ...] = ()
+    if layout.workarounds.separate_batch_sums:
+        copies = tuple(list(params) for _ in range(num_contract_parts(layout)))
 
     @jax.custom_vjp
-    def attach(params, s0, traces0):
+    def attach(params, copies, s0, traces0):
         return s0
 
-    def fwd(params, s0, traces0):
+    def fwd(params, copies, s0, traces0):
         return s0, (params, traces0)
 
     def bwd(res, mu):
         params, traces0 = res
-        return contract(layout, mu, traces0, params), None, None
+        parts = tuple(contract_parts(layout, mu, traces0, params))
+        if copies:
+            return None, parts, None, None
+        return parts[0], (), None, None
 
     attach.defvjp(fwd, bwd)
-    return attach(params, s0, traces0)
+    return attach(params, copies, s0, traces0)
 
 
-def trace_surrogate(
+def states_before(
     system: System,
     params: list[Array],
     xs: Array,
     s0: States,
     traces0: Traces,
     resets: Array,
-    cts: States,
-) -> Array:
-    """``sum_t cts[t] . s_{t-1}`` along the segment, whose parameter gradient is
-    ``sum_t cts[t] . E_{t-1}`` (``E_{-1}``: ``traces0``).
+) -> States:
+    """The state before each step of the segment, ``(s_0, s_1, ..., s_{T-1})``
+    (``s_0`` the given one), as functions of the parameters whose Jacobians
+    are the RTRL traces: ``d s_{t-1} / d theta = E_{t-1}``, with ``E_{-1} =
+    traces0`` attached to ``s_0``.
 
-    Its gradient is one reverse pass (BPTT of the surrogate) plus ``mu_0 .
-    E_0``, with ``mu_0`` that pass's adjoint of ``s_0``; no trace is formed per
-    step. Inputs and cotangents are constants. As a scalar, it is batched by
-    ``vmap`` under a gradient of the sum, which accumulates the parameter
-    gradient over streams in one contraction (a vmapped gradient would form
-    one per stream).
+    A vector-Jacobian product with cotangents ``cts`` is ``sum_t cts[t] .
+    E_{t-1}``: one reverse pass over the segment plus ``mu_0 . E_0`` (``mu_0``
+    that pass's adjoint of ``s_0``); no trace is formed per step. Inputs are
+    constants. Each step's intermediate values are stored, never recomputed:
+    a learner takes the VJP once and applies it to every minibatch
+    (recomputing them made a PPO minibatch's term 2.3x slower for the eLSTM,
+    1.2x for the non-linear RTU).
     """
     xs = jax.lax.stop_gradient(xs)
-    cts = jax.lax.stop_gradient(cts)
     s0 = _attach_traces(system.layout, params, jax.lax.stop_gradient(s0), traces0)
     states, _ = system.segment(params, s0, xs, resets)
-    before = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b[:-1]]), s0, states)
-    return functools.reduce(
-        operator.add,
-        [jnp.sum(c * b) for c, b in zip(cts, before, strict=True)],
-    )
+    return jax.tree.map(lambda a, b: jnp.concatenate([a[None], b[:-1]]), s0, states)

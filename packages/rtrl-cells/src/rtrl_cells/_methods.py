@@ -63,7 +63,7 @@ class GradientMethod:
         stores each step's state but not its traces asks for the adjoint
         ``lambda`` of the stored state with ``BPTT.to_carry()`` and contracts it
         with the traces afterwards, in one pass over the trajectory the states
-        came from (``AbstractCell.trace_surrogate``): the stale-trace term
+        came from (``AbstractCell.states_before``): the stale-trace term
         ``lambda . E`` of RTRL without a stored trace.
 
         Raises:
@@ -74,7 +74,7 @@ class GradientMethod:
             raise ValueError(
                 f"method {self.name!r} adds lambda_0 . E_0 from the carried "
                 "traces itself; only 'bptt' passes the gradient to the carry "
-                "(BPTT.to_carry(), then AbstractCell.trace_surrogate)."
+                "(BPTT.to_carry(), then AbstractCell.states_before)."
             )
         return dataclasses.replace(self, carry_gradient=True)
 

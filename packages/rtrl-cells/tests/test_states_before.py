@@ -1,10 +1,10 @@
-"""``trace_surrogate``: the stale-trace term of RTRL without a stored trace.
+"""``states_before``: the stale-trace term of RTRL without a stored trace.
 
 A learner that re-steps from a stored carry ``(s_{t-1}, E_{t-1})`` gets the RTRL
 gradient ``direct_t + lambda_t . E_{t-1}``. One that stores the state alone gets
-``direct_t`` and ``lambda_t`` from ``unroll`` with ``BPTT.to_carry()``, and the
-sum of the ``lambda_t . E_{t-1}`` from the gradient of one ``trace_surrogate``
-over the trajectory. The two must agree to float64 rounding, resets and carried traces
+``direct_t`` and ``lambda_t`` from ``unroll`` with ``BPTT.to_carry()``, and the sum
+of the ``lambda_t . E_{t-1}`` as one VJP of ``states_before`` over the
+trajectory. The two must agree to float64 rounding, resets and carried traces
 included.
 """
 
@@ -23,7 +23,7 @@ def _inputs(cell, key, T):
     )
 
 
-def test_trace_surrogate_gradient_equals_the_stored_traces_term(cell):
+def test_states_before_vjp_equals_the_stored_traces_term(cell):
     T = 6
     xs_pre, _ = _inputs(cell, jax.random.PRNGKey(1), 5)
     xs, w = _inputs(cell, jax.random.PRNGKey(2), T)
@@ -34,7 +34,7 @@ def test_trace_surrogate_gradient_equals_the_stored_traces_term(cell):
     )
     if isinstance(cell, rc.LayerLocalApproxStack):
         with pytest.raises(ValueError, match="approximation"):
-            cell.trace_surrogate(carry_0, xs, resets, carry_0.states)
+            cell.states_before(carry_0, xs, resets)
         return
 
     def rtrl_loss(c, carry, x_t, reset_t, w_t):
@@ -56,18 +56,50 @@ def test_trace_surrogate_gradient_equals_the_stored_traces_term(cell):
         )
         # The stored-trace learner's lambda_t . E_{t-1}.
         term = jax.tree.map(lambda a, b: a - b, g_rtrl, g_direct)
+        before = carry.states
         _, carry = cell.step(carry, x_t, reset_t)
-        return carry, (term, lam)
+        return carry, (term, lam, before)
 
-    _, (terms, cts) = jax.lax.scan(per_step, carry_0, (xs, resets, w))
-    stale = jax.tree.map(lambda a: jnp.sum(a, 0), terms)
-    got = eqx.filter_grad(lambda c: c.trace_surrogate(carry_0, xs, resets, cts))(cell)
-    want_leaves, got_leaves = jax.tree.leaves(stale), jax.tree.leaves(got)
-    assert len(want_leaves) == len(got_leaves)
-    scale = max(float(jnp.max(jnp.abs(a))) for a in want_leaves)
+    _, (terms, cts, before) = jax.lax.scan(per_step, carry_0, (xs, resets, w))
+    want = jax.tree.leaves(jax.tree.map(lambda a: jnp.sum(a, 0), terms))
+    scale = max(float(jnp.max(jnp.abs(a))) for a in want)
     assert scale > 1e-3  # the stale term is not trivially zero
-    for a, b in zip(want_leaves, got_leaves, strict=True):
+    # The values are the states an online actor steps through; the VJP with
+    # the adjoints is the stored traces' term.
+    states, vjp = eqx.filter_vjp(lambda c: c.states_before(carry_0, xs, resets), cell)
+    for a, b in zip(states, before, strict=True):
+        assert jnp.allclose(a, b, rtol=1e-12, atol=1e-12)
+    got = jax.tree.leaves(vjp(cts)[0])
+    assert len(want) == len(got)
+    for a, b in zip(want, got, strict=True):
         assert jnp.allclose(a, b, rtol=1e-10, atol=1e-12 * scale)
+
+
+def test_states_before_batched_vjp_is_the_same_with_and_without_workarounds():
+    # Under vmap, the carried traces' term arrives on copies of the parameters
+    # (separate_batch_sums); the gradient must not depend on it.
+    cell = rc.RTU(input_size=3, hidden_size=4, key=jax.random.PRNGKey(0))
+    B, T = 3, 5
+    xs = jax.random.normal(jax.random.PRNGKey(1), (B, T, 3))
+    resets = jnp.zeros((B, T), bool).at[1, 2].set(True)
+    carry_0 = jax.vmap(
+        lambda x: cell.unroll(cell.init_carry(), x, jnp.zeros(T, bool))[1]
+    )(xs)
+    cts = (jax.random.normal(jax.random.PRNGKey(2), (B, T, 4, 2)),)
+
+    def vjp():
+        _, f = eqx.filter_vjp(
+            lambda c: jax.vmap(c.states_before)(carry_0, xs, resets), cell
+        )
+        return f(cts)[0]
+
+    with rc.use_workarounds(separate_batch_sums=True):
+        on = vjp()
+    with rc.use_workarounds(separate_batch_sums=False):
+        off = vjp()
+    assert max(float(jnp.max(jnp.abs(a))) for a in jax.tree.leaves(on)) > 1e-3
+    for a, b in zip(jax.tree.leaves(on), jax.tree.leaves(off), strict=True):
+        assert jnp.allclose(a, b, rtol=1e-12, atol=1e-14)
 
 
 def test_bptt_to_carry_passes_the_gradient_to_the_carry_and_only_then():
@@ -88,16 +120,15 @@ def test_bptt_to_carry_passes_the_gradient_to_the_carry_and_only_then():
     assert jnp.allclose(lam[0], fd, rtol=1e-10)
 
 
-def test_trace_surrogate_and_to_carry_refuse_what_they_cannot_do():
+def test_states_before_and_to_carry_refuse_what_they_cannot_do():
     cell = rc.ELSTM(input_size=3, hidden_size=4, key=jax.random.PRNGKey(0))
     carry = cell.init_carry()
     xs, resets = jnp.zeros((5, 3)), jnp.zeros(5, bool)
-    cts = (jnp.zeros((5, 4, 1)),)
     with pytest.raises(ValueError, match="adds lambda_0"):
         rc.CHUNKED.to_carry()
     with pytest.raises(ValueError, match="needs carry_0's traces"):
-        cell.trace_surrogate(carry.for_method("bptt"), xs, resets, cts)
-    with pytest.raises(ValueError, match=r"one \(T, units, block\) array"):
-        cell.trace_surrogate(carry, xs, resets, (jnp.zeros((4, 4, 1)),))
+        cell.states_before(carry.for_method("bptt"), xs, resets)
     with pytest.raises(ValueError, match="expected xs of shape"):
-        cell.trace_surrogate(carry, jnp.zeros((5, 2)), resets, cts)
+        cell.states_before(carry, jnp.zeros((5, 2)), resets)
+    with pytest.raises(ValueError, match="resets must have shape"):
+        cell.states_before(carry, xs, jnp.zeros(4, bool))
