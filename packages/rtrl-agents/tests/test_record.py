@@ -546,3 +546,17 @@ def test_short_orbax_save_waits_do_not_reach_the_terminal(caplog):
     assert not any("took 1.09" in m for m in shown)
     assert any("took 75.0" in m for m in shown)
     assert "another orbax warning" in shown
+
+
+def test_config_diff_reads_a_field_added_later_as_its_default():
+    # A run recorded before PPOConfig.stale_traces existed resumes with the
+    # default; another value, or an unknown field, still differs.
+    new = ra.PPOConfig()
+    old = ra.config_to_json(new)
+    del old["stale_traces"]
+    assert ra.config_diff(old, new) == []
+    assert ra.config_diff(new, old) == []
+    other = dataclasses.replace(new, stale_traces="store")
+    assert [d[0] for d in ra.config_diff(old, other)] == ["stale_traces"]
+    old["no_such_field"] = 3
+    assert [d[0] for d in ra.config_diff(old, new)] == ["no_such_field"]

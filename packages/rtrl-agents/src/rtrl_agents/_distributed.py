@@ -64,6 +64,7 @@ from ._driver import (
 from ._logging import MetricWriter
 from ._loop import TRACE_UPDATES, _raw_key, no_state_only_step
 from ._make import AgentConfig, make_agent
+from ._ppo import recomputes_stale_traces
 
 
 def _import_ray():
@@ -477,12 +478,8 @@ def _learner_agent(
     traces = core.recurrent and rc.method(core.method).advances_traces
     if dist.actor_traces == "chunked" and traces and agent.act_state_only is None:
         raise ValueError(no_state_only_step(config, "actor_traces"))
-    if (
-        isinstance(config, PPOConfig)
-        and traces
-        and config.traces == "stale"
-        and config.stale_traces == "recompute"
-        and config.sequence_length < config.rollout_length
+    if isinstance(config, PPOConfig) and recomputes_stale_traces(
+        config, eqx.filter_eval_shape(agent.init, jax.random.PRNGKey(0)).params
     ):
         raise ValueError(
             "PPOConfig(stale_traces='recompute') re-derives the actors' traces "

@@ -237,7 +237,7 @@ def _bootstrap_value(net: ActorCriticNet, carries, obs, reward, first) -> Array:
     return jax.lax.stop_gradient(v_last)
 
 
-def _recomputes_stale_traces(config: PPOConfig, net: Any) -> bool:
+def recomputes_stale_traces(config: PPOConfig, net: Any) -> bool:
     """Whether PPO's learner recomputes the stale-trace term of ``net``'s core
     by a reverse pass over the rollout instead of storing each step's traces
     (``PPOConfig.stale_traces``): RTRL with stale traces and more than one
@@ -271,9 +271,10 @@ def ppo(
     reads: the state, and the traces too only where a sequence can start from
     them (RTRL, stale traces, ``sequence_length < rollout_length``); one
     sequence per rollout starts from the rollout's first carry. With
-    ``stale_traces="recompute"`` (the default) the stored stale traces are
-    not stored at all: each minibatch's trace term comes from one reverse pass
-    over the rollout (:func:`_recomputes_stale_traces`).
+    ``stale_traces="recompute"`` (the default) the stale traces are not
+    stored at all: each minibatch's trace term comes from one reverse pass
+    over the rollout from its first carry (``PPOConfig.stale_traces`` says
+    where that applies).
 
     Observations are normalised and rewards scaled by running statistics in the
     state (frozen during a rollout; ``update`` uses the same ones, then merges
@@ -302,7 +303,7 @@ def ppo(
             f"{config.num_minibatches}; choose a divisor."
         )
     make_net = network_factory(config, spec, cell)
-    recompute = _recomputes_stale_traces(
+    recompute = recomputes_stale_traces(
         config, eqx.filter_eval_shape(make_net, jax.random.PRNGKey(0))
     )
     # Where the learner starts a sequence from a stored per-step carry (stale

@@ -204,7 +204,9 @@ def config_diff(
 
     Returns:
         ``(path, old value, new value)`` for every differing leaf, sorted by
-        path; a field present on one side only has ``None`` on the other.
+        path; a field present on one side only has ``None`` on the other,
+        unless it is a field a later version added and the other side holds
+        its default (a config written before the field existed reads it so).
     """
     a: dict[str, Any] = {}
     b: dict[str, Any] = {}
@@ -215,11 +217,36 @@ def config_diff(
     def kept(path: str) -> bool:
         return not any(path == s or path.startswith(s + ".") for s in skip)
 
+    def differs(path: str) -> bool:
+        if (path in a) == (path in b):
+            return a.get(path) != b.get(path)
+        present = a if path in a else b
+        found, default = _field_default(path, a, b)
+        return not found or present[path] != default
+
     return [
         (k, a.get(k), b.get(k))
         for k in sorted(set(a) | set(b))
-        if kept(k) and a.get(k) != b.get(k)
+        if kept(k) and differs(k)
     ]
+
+
+def _field_default(path: str, *flat: dict[str, Any]) -> tuple[bool, Any]:
+    """``(True, default)`` if ``path`` is a field, with a plain default, of an
+    agent config named by its object's ``"_type"`` in one of ``flat``."""
+    from . import _config
+
+    parent, _, name = path.rpartition(".")
+    type_path = f"{parent}.{TYPE_KEY}" if parent else TYPE_KEY
+    for side in flat:
+        cls = getattr(_config, str(side.get(type_path)), None)
+        if not _is_dataclass_type(cls):
+            continue
+        for f in dataclasses.fields(cls):
+            plain = isinstance(f.default, bool | int | float | str | type(None))
+            if f.name == name and plain:
+                return True, f.default
+    return False, None
 
 
 def _as_json(x: Any) -> Any:

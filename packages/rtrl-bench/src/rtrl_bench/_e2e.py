@@ -11,7 +11,8 @@ project's agents on the same gymnax environment, streams and rollout:
 * ``ppo-gru-tbptt``: our PPO, GRU(128), TBPTT over the rollout;
 * ``ppo-elstm-seq``: our PPO, eLSTM(176), RTRL, one sequence per rollout;
 * ``ppo-elstm-step``: our PPO, eLSTM(176), RTRL, single-step samples re-stepped
-  from the stored state and traces (the RTU paper's recipe);
+  from the stored states with the actor's stale traces (the RTU paper's
+  recipe; their term recomputed per minibatch, ``stale_traces="recompute"``);
 * ``ppo-rtu-step``: the same with the non-linear RTU(384);
 * ``r2ac-elstm``: our R2AC, eLSTM(176), RTRL, the actor's traces advanced
   online (every step);

@@ -817,14 +817,15 @@ def states_before(
     traces0: Traces,
     resets: Array,
 ) -> States:
-    """The state before each step of the segment, ``(s_0, s_1, ..., s_{T-1})``
-    (``s_0`` the given one), as functions of the parameters whose Jacobians
-    are the RTRL traces: ``d s_{t-1} / d theta = E_{t-1}``, with ``E_{-1} =
-    traces0`` attached to ``s_0``.
+    """The state before each step ``t`` of the segment, ``before[t]``
+    (``before[0] = s0``, the given one), as functions of the parameters whose
+    Jacobians are the RTRL traces the carry before step ``t`` holds
+    (``traces0`` attached to ``s0``).
 
     A vector-Jacobian product with cotangents ``cts`` is ``sum_t cts[t] .
-    E_{t-1}``: one reverse pass over the segment plus ``mu_0 . E_0`` (``mu_0``
-    that pass's adjoint of ``s_0``); no trace is formed per step. Inputs are
+    d before[t] / d theta``: one reverse pass over the segment plus ``mu .
+    traces0`` (``mu`` that pass's adjoint of ``s0``); no trace is formed per
+    step. Inputs are
     constants. Each step's intermediate values are stored, never recomputed:
     a learner takes the VJP once and applies it to every minibatch
     (recomputing them made a PPO minibatch's term 2.3x slower for the eLSTM,
