@@ -240,7 +240,7 @@ def _field_default(path: str, *flat: dict[str, Any]) -> tuple[bool, Any]:
     type_path = f"{parent}.{TYPE_KEY}" if parent else TYPE_KEY
     for side in flat:
         cls = getattr(_config, str(side.get(type_path)), None)
-        if not _is_dataclass_type(cls):
+        if cls is None or not _is_dataclass_type(cls):
             continue
         for f in dataclasses.fields(cls):
             plain = isinstance(f.default, bool | int | float | str | type(None))
