@@ -266,22 +266,34 @@ def test_one_sequence_per_rollout_is_ppo_from_the_first_carry(x64, method, trace
 
 
 @pytest.mark.parametrize(
-    ("cell", "method", "seq_len"),
-    [("elstm", "rtrl-online", 1), ("rtu", "rtrl", 1), ("elstm", "rtrl", 4)],
+    ("cell", "method", "seq_len", "statistics"),
+    [
+        ("elstm", "rtrl-online", 1, False),
+        ("rtu", "rtrl", 1, False),
+        ("elstm", "rtrl", 4, False),
+        ("lru", "rtrl", 1, True),
+    ],
 )
-def test_recomputed_stale_traces_update_as_the_stored_ones(x64, cell, method, seq_len):
+def test_recomputed_stale_traces_update_as_the_stored_ones(
+    x64, cell, method, seq_len, statistics
+):
     # stale_traces="recompute" stores no trace per step: each minibatch's
     # lambda . E comes from one reverse pass over the rollout. Two updates (the
     # second from a rollout whose first carry holds traces) must equal those
-    # from the stored traces.
-    base = _no_statistics(
-        ppo_recall_config(method, "stale", seq_len=seq_len), num_epochs=2
-    )
+    # from the stored traces; with observation normalisation, reward scaling
+    # and the reward input too (the core's inputs the learner rebuilds must be
+    # the actor's).
+    base = ppo_recall_config(method, "stale", seq_len=seq_len)
+    base = dataclasses.replace(base, num_epochs=2)
+    if not statistics:
+        base = _no_statistics(base)
+    network = base.network
     base = dataclasses.replace(
         base,
         network=dataclasses.replace(
-            base.network,
-            core=dataclasses.replace(base.network.core, cell=cell, hidden_size=8),
+            network,
+            torso=dataclasses.replace(network.torso, reward_input=statistics),
+            core=dataclasses.replace(network.core, cell=cell, hidden_size=8),
         ),
     )
     env = DelayedRecall(num_envs=4, delay=2)
