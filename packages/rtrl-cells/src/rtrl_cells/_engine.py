@@ -601,6 +601,33 @@ def _zeros_like_tree(tree):
     return jax.tree.map(jnp.zeros_like, tree)
 
 
+def _parameter_copies(layout: Layout, params: list[Array]) -> tuple[list[Array], ...]:
+    """With the ``separate_batch_sums`` workaround, one copy of the parameters per
+    part of :func:`contract_parts`, for the carried traces' gradient to arrive on,
+    so that under ``vmap`` each part is summed over the batch alone (JAX adds the
+    copies' cotangents to the parameters'). Without it, none."""
+    if not layout.workarounds.separate_batch_sums:
+        return ()
+    return tuple(list(params) for _ in range(num_contract_parts(layout)))
+
+
+def _carried_gradient(
+    layout: Layout,
+    lam: States,
+    traces: Traces,
+    params: list[Array],
+    copies: tuple[list[Array], ...],
+) -> tuple[list[Array] | None, tuple[list[Array], ...]]:
+    """``lam . E``, the carried traces' gradient, as the cotangents of a custom
+    VJP: ``(for the parameters, for the copies)``. With copies
+    (:func:`_parameter_copies`) each part goes to its copy and nothing to the
+    parameters; without, the one part goes to the parameters."""
+    parts = tuple(contract_parts(layout, lam, traces, params))
+    if copies:
+        return None, parts
+    return parts[0], ()
+
+
 def run_segment(
     system: System,
     params: list[Array],
@@ -642,12 +669,7 @@ def run_segment(
     # With one-step input gradients, the projection's BPTT cotangent must reach
     # the weights but not the inputs; the inputs get theirs inside.
     pre = system.prepare(params, jax.lax.stop_gradient(xs) if one_step else xs)
-    # separate_batch_sums: the carried traces' gradient arrives on copies of the
-    # parameters, one per part of contract_parts, so that each part is summed
-    # over the batch alone (JAX adds the copies' cotangents to the parameters').
-    copies: tuple[list[Array], ...] = ()
-    if switches.separate_batch_sums:
-        copies = tuple(list(params) for _ in range(num_contract_parts(layout)))
+    copies = _parameter_copies(layout, params)
 
     def forward(params, pre, xs, s0, traces0, resets):
         (states, s_T), vjp = jax.vjp(
@@ -684,10 +706,9 @@ def run_segment(
         ct_states = cts[0]
         # The gradient: BPTT inside the segment, plus lambda_0 . E_0.
         g_params, g_pre, lam0 = vjp((ct_states, _zeros_like_tree(s0)))
-        carried = tuple(contract_parts(layout, lam0, traces0, params))
-        if not copies:
-            g_params = [a + b for a, b in zip(g_params, carried[0], strict=True)]
-            carried = ()
+        on_params, carried = _carried_gradient(layout, lam0, traces0, params, copies)
+        if on_params is not None:
+            g_params = [a + b for a, b in zip(g_params, on_params, strict=True)]
         g_xs = None
         if one_step:
             g_xs = _one_step_input_grads(
@@ -787,9 +808,7 @@ def _attach_traces(layout: Layout, params, s0: States, traces0: Traces) -> State
     :func:`run_segment`), so that under ``vmap`` each is summed over the batch
     alone.
     """
-    copies: tuple[list[Array], ...] = ()
-    if layout.workarounds.separate_batch_sums:
-        copies = tuple(list(params) for _ in range(num_contract_parts(layout)))
+    copies = _parameter_copies(layout, params)
 
     @jax.custom_vjp
     def attach(params, copies, s0, traces0):
@@ -800,10 +819,8 @@ def _attach_traces(layout: Layout, params, s0: States, traces0: Traces) -> State
 
     def bwd(res, mu):
         params, traces0 = res
-        parts = tuple(contract_parts(layout, mu, traces0, params))
-        if copies:
-            return None, parts, None, None
-        return parts[0], (), None, None
+        on_params, on_copies = _carried_gradient(layout, mu, traces0, params, copies)
+        return on_params, on_copies, None, None
 
     attach.defvjp(fwd, bwd)
     return attach(params, copies, s0, traces0)
