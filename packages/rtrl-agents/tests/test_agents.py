@@ -233,15 +233,22 @@ def test_impala_torso_frames_equal_one_vmapped_call(x64):
     # under vmap over streams as in the learner; float64.
     import jax.numpy as jnp
 
+    k = 3  # not the default: the config's value is the one in force
     torso = ra.ImpalaTorso(
         (2, 12, 12),
-        ra.TorsoConfig(kind="impala", channels=(3, 4), blocks_per_stage=1, fc_size=8),
+        ra.TorsoConfig(
+            kind="impala",
+            channels=(3, 4),
+            blocks_per_stage=1,
+            fc_size=8,
+            cpu_steps_per_call=k,
+        ),
         key=jax.random.PRNGKey(0),
     )
     torso = jax.tree.map(
         lambda x: x.astype(jnp.float64) if eqx.is_inexact_array(x) else x, torso
     )
-    T = 2 * ra.IMPALA_CPU_STEPS_PER_CALL + 1  # two full calls and a partial one
+    T = 2 * k + 1  # two full calls and a partial one
     obs = jax.random.randint(jax.random.PRNGKey(1), (3, T, 2, 12, 12), 0, 256)
     obs = obs.astype(jnp.uint8)
 
@@ -260,7 +267,12 @@ def test_impala_torso_frames_equal_one_vmapped_call(x64):
     g_one = eqx.filter_grad(loss)(torso, one_call)
     for a, b in zip(jax.tree.leaves(g_split), jax.tree.leaves(g_one), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
-    assert jax.default_backend() != "cpu" or T > ra.IMPALA_CPU_STEPS_PER_CALL
+    if jax.default_backend() == "cpu":  # three calls of the torso in the graph
+
+        def convs(f, o):
+            return str(jax.make_jaxpr(f)(o)).count("conv_general_dilated")
+
+        assert convs(torso.frames, obs[0]) == 3 * convs(jax.vmap(torso), obs[0, :k])
 
 
 def test_r2ac_with_the_impala_torso_updates():

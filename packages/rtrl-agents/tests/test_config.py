@@ -21,6 +21,10 @@ import rtrl_agents as ra
             "hidden_sizes must be a positive",
         ),
         (lambda: ra.TorsoConfig(kind="cnn"), "kind='cnn' is unknown"),
+        (
+            lambda: ra.TorsoConfig(cpu_steps_per_call=0),
+            "cpu_steps_per_call must be a positive",
+        ),
         (lambda: ra.R2ACConfig(rollout_length=0), "rollout_length must be a positive"),
         (lambda: ra.R2ACConfig(discount=1.5), "discount=1.5 must lie in"),
         (lambda: ra.R2ACConfig(learning_rate=0.0), "learning_rate must be a positive"),
@@ -270,3 +274,11 @@ def test_public_api_is_pinned():
     )
     for name in ra.__all__:
         assert hasattr(ra, name), name
+
+
+def test_assigning_the_default_steps_per_call_fails_loudly():
+    # The constant is only TorsoConfig.cpu_steps_per_call's default: assigning
+    # it used to change nothing, silently.
+    with pytest.raises(AttributeError, match=r"TorsoConfig\(cpu_steps_per_call="):
+        ra.IMPALA_CPU_STEPS_PER_CALL = 2  # type: ignore[misc]
+    assert ra.IMPALA_CPU_STEPS_PER_CALL == ra.TorsoConfig().cpu_steps_per_call == 4

@@ -1,11 +1,15 @@
 """rtrl-agents: R2AC, PPO, streaming actor-critic and prediction learners on
 rtrl-cells cores, as factories of pure functions over typed states."""
 
+import sys as _sys
+import types as _types
+
 from ._actor import Actor as Actor
 from ._actor import concat_rollouts as concat_rollouts
 from ._checkpoint import Checkpointer as Checkpointer
 from ._checkpoint import Restored as Restored
 from ._checkpoint import array_paths as array_paths
+from ._config import IMPALA_CPU_STEPS_PER_CALL as IMPALA_CPU_STEPS_PER_CALL
 from ._config import CoreConfig as CoreConfig
 from ._config import HeadConfig as HeadConfig
 from ._config import LoopConfig as LoopConfig
@@ -73,7 +77,6 @@ from ._losses import vtrace as vtrace
 from ._losses import vtrace_actor_critic_loss as vtrace_actor_critic_loss
 from ._make import AgentConfig as AgentConfig
 from ._make import make_agent as make_agent
-from ._networks import IMPALA_CPU_STEPS_PER_CALL as IMPALA_CPU_STEPS_PER_CALL
 from ._networks import AbstractRecurrentNet as AbstractRecurrentNet
 from ._networks import AbstractTorsoNet as AbstractTorsoNet
 from ._networks import ActorCriticCarry as ActorCriticCarry
@@ -279,4 +282,21 @@ __all__ = [
     "vtrace_actor_critic_loss",
 ]
 
-__version__ = "0.6.0"
+__version__ = "0.6.1"
+
+
+class _Package(_types.ModuleType):
+    """The package's module type: assigning a constant that is only a default
+    fails loudly instead of changing nothing."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name == "IMPALA_CPU_STEPS_PER_CALL":
+            raise AttributeError(
+                "rtrl_agents.IMPALA_CPU_STEPS_PER_CALL is the default of "
+                "TorsoConfig.cpu_steps_per_call, and assigning it would change "
+                "nothing: set TorsoConfig(cpu_steps_per_call=...) instead."
+            )
+        super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _Package

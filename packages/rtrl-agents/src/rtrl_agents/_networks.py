@@ -144,6 +144,7 @@ class ImpalaTorso(eqx.Module):
     fc: eqx.nn.Linear
     channels_first: bool = eqx.field(static=True)
     out_size: int = eqx.field(static=True)
+    cpu_steps_per_call: int = eqx.field(static=True)
 
     def __init__(
         self, obs_shape: tuple[int, ...], config: TorsoConfig, *, key: PRNGKeyArray
@@ -163,6 +164,7 @@ class ImpalaTorso(eqx.Module):
         self.fc = eqx.nn.Linear(c * h * w, config.fc_size, key=keys[-1])
         self.channels_first = config.channels_first
         self.out_size = config.fc_size
+        self.cpu_steps_per_call = config.cpu_steps_per_call
 
     def __call__(self, obs: Array) -> Float[Array, " F"]:
         x = obs
@@ -180,25 +182,15 @@ class ImpalaTorso(eqx.Module):
         """The torso on each of ``T`` frames: ``(T, *obs_shape) -> (T, F)``.
 
         On the CPU backend the frames go through in calls of
-        :data:`IMPALA_CPU_STEPS_PER_CALL` steps (under ``jax.vmap`` over
+        ``TorsoConfig.cpu_steps_per_call`` steps (under ``jax.vmap`` over
         streams, that many steps of every stream). The result is the same
         function; only XLA's batch per convolution changes.
         """
-        k = IMPALA_CPU_STEPS_PER_CALL
+        k = self.cpu_steps_per_call
         if obs.shape[0] <= k or jax.default_backend() != "cpu":
             return jax.vmap(self)(obs)
         calls = [jax.vmap(self)(obs[i : i + k]) for i in range(0, obs.shape[0], k)]
         return jnp.concatenate(calls)
-
-
-IMPALA_CPU_STEPS_PER_CALL = 4
-"""Time steps per call of the IMPALA torso on the CPU backend.
-
-XLA's CPU convolutions (and their gradients) ran the Atari learner's torso (32
-streams x 51 frames of 4 x 84 x 84) 1.9x faster as 13 calls of 4 steps x 32
-streams than as one call of 1,632 frames: 14.0 s against 26.8 s for its
-forward+backward, jax 0.10, 2 cores (tools/profile_atari_learner.py).
-"""
 
 
 class _MLPHead(eqx.Module):
